@@ -1,0 +1,82 @@
+"""Complexity of a model by formula, in the conventions of the papers.
+
+Per layer (BatchNorm and activations are ignored, as in both papers):
+
+- ``mults``: multiplications (Lu et al., Table I "mul"). Conv2D: ``H_out W_out C_in K_H K_W C_out``;
+  Dense: ``L_in L_out``; a binarized dense (``sign(W) * alpha``) needs only additions for the
+  product with ``sign(W)`` and ``L_out`` multiplications by ``alpha``.
+- ``flops``: Cui et al. eq. (13) ``2 H_out W_out (C_in K_H K_W + 1) C_out`` for Conv2D and
+  eq. (14) ``(2 L_in - 1) L_out`` for Dense (binarized or not).
+- ``params``: the trainable-kind weights (kernels, biases, BatchNorm scale and offset; the BatchNorm
+  moving statistics are buffers, not parameters, as in PyTorch's ``parameters()`` that the
+  reference counts use);
+  ``params_binary``: the same with a binarized weight counted as 1/32 of a float parameter
+  (Lu et al., Table I).
+
+Counts are read from the Keras layers themselves, so they hold for any CSI size and ratio.
+"""
+
+from dataclasses import asdict, dataclass
+
+import keras
+
+from mimokd.zoo.layers import BinarizedDense
+
+
+@dataclass
+class Complexity:
+    """Summed complexity of a model (see the module docstring for the conventions)."""
+
+    params: int = 0
+    params_binary: float = 0.0
+    mults: int = 0
+    flops: int = 0
+
+    def __add__(self, other):
+        return Complexity(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values())))
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _parameter_count(layer):
+    weights = layer.weights
+    if isinstance(layer, keras.layers.BatchNormalization):
+        weights = [w for w in weights if w is not layer.moving_mean and w is not layer.moving_variance]
+    return sum(int(w.shape.num_elements()) for w in weights)
+
+
+def _layer_complexity(layer):
+    params = _parameter_count(layer)
+    if isinstance(layer, keras.layers.Conv2D):
+        k_h, k_w, c_in, c_out = layer.kernel.shape
+        _, h_out, w_out, _ = layer.output.shape
+        mults = h_out * w_out * c_in * k_h * k_w * c_out
+        flops = 2 * h_out * w_out * (c_in * k_h * k_w + 1) * c_out  # Cui et al. eq. (13)
+        return Complexity(params, float(params), mults, flops)
+    if isinstance(layer, keras.layers.Dense):
+        l_in, l_out = layer.kernel.shape
+        flops = (2 * l_in - 1) * l_out  # Cui et al. eq. (14)
+        if isinstance(layer, BinarizedDense):
+            binary = l_in * l_out
+            return Complexity(params, params - binary + binary / 32, l_out, flops)
+        return Complexity(params, float(params), l_in * l_out, flops)
+    return Complexity(params, float(params), 0, 0)
+
+
+def count_complexity(model):
+    """Complexity of a built Keras model, nested models included.
+
+    Args:
+        model: a built functional ``keras.Model`` (e.g. ``create_model("crnet").encoder``).
+
+    Returns:
+        :class:`Complexity` with ``params``, ``params_binary``, ``mults`` and ``flops``.
+    """
+    total = Complexity()
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total = total + count_complexity(layer)
+        else:
+            total = total + _layer_complexity(layer)
+    return total

@@ -1,0 +1,13 @@
+"""mimokd: a Keras 3 model zoo for CSI feedback and MU-MIMO precoding trained with knowledge distillation.
+
+Subpackages (each a top-level folder of the repository, installed under this namespace):
+
+- ``mimokd.channels``: channel generators, the COST2100 ``.mat`` format, tf.data pipelines.
+- ``mimokd.zoo``: the model registry (``create_model``, ``list_models``) and the model families.
+- ``mimokd.train``: trainers and learning-rate schedules.
+- ``mimokd.export``: complexity counts (params, multiplications, FLOPs) and, later, artifacts.
+- ``mimokd.pretrained``: the registry of pretrained weights.
+- ``mimokd.metrics``: NMSE and cosine similarity rho.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""The CSI-feedback autoencoder: a UE encoder and a BS decoder joined into one Keras model.
+
+Tensor layouts (the same everywhere in mimokd, see ``mimokd.channels.layout``):
+
+- CSI: float32 ``[batch, 2, H, W]`` = real / imaginary plane of the ``H x W`` angular-delay matrix
+  (``H`` angular bins = BS antennas, ``W`` delay taps, the last axis), values in ``[0, 1]`` with 0.5
+  meaning zero. ``H = W = 32`` for the COST2100 data.
+- Codeword: float32 ``[batch, 2 * H * W // cr]``, the encoder's output (what the UE feeds back).
+
+The compression ratio of the papers is ``gamma = 1 / cr`` (eq. 6 of Cui et al.,
+``eta = M / (2 N_c N_t)`` in Lu et al.).
+"""
+
+import keras
+
+CHANNELS_FIRST_TO_LAST = (2, 3, 1)  # keras.layers.Permute: [B, 2, H, W] -> [B, H, W, 2]
+CHANNELS_LAST_TO_FIRST = (3, 1, 2)  # keras.layers.Permute: [B, H, W, 2] -> [B, 2, H, W]
+
+
+def validate_geometry(cr, height, width):
+    """Check the compression ratio and CSI size, returning the codeword length ``2*H*W // cr``."""
+    for key, value in (("cr", cr), ("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{key}` must be a positive integer. Received: {key}={value!r}")
+    size = 2 * height * width
+    if size % cr:
+        raise ValueError(
+            f"The CSI size 2*height*width={size} must be divisible by the compression ratio "
+            f"`cr` (the codeword length is 2*height*width/cr). Received: cr={cr}, "
+            f"height={height}, width={width}"
+        )
+    return size // cr
+
+
+def flatten_channels_first(x, name):
+    """``[B, H, W, C]`` -> ``[B, C*H*W]`` in channels-first order (the reference's flatten order)."""
+    x = keras.layers.Permute(CHANNELS_LAST_TO_FIRST, name=f"{name}_to_nchw")(x)
+    return keras.layers.Flatten(name=f"{name}_flatten")(x)
+
+
+def unflatten_channels_last(x, height, width, name):
+    """``[B, 2*H*W]`` (channels-first order) -> ``[B, H, W, 2]``."""
+    x = keras.layers.Reshape((2, height, width), name=f"{name}_reshape")(x)
+    return keras.layers.Permute(CHANNELS_FIRST_TO_LAST, name=f"{name}_to_nhwc")(x)
+
+
+class CsiAutoencoder(keras.Model):
+    """Base class of the CSI-feedback autoencoders: ``decoder(encoder(csi))``.
+
+    A family subclass builds its ``encoder`` (``keras.Model``: CSI ``[batch, 2, H, W]`` -> codeword
+    ``[batch, 2HW/cr]``) and ``decoder`` (codeword -> CSI) and passes them here. The autoencoder
+    shares their weights, so training it trains both, and ``model.encoder`` / ``model.decoder``
+    can be exported or used by KD trainers (the codeword is ``model.encoder(csi)``).
+
+    Subclasses store their constructor arguments and return them from ``get_config``; the base
+    ``from_config`` calls the constructor, so ``.keras`` files round-trip.
+    """
+
+    def __init__(self, *, encoder, decoder, cr, height, width, **kwargs):
+        inputs = keras.Input((2, height, width), name="csi")
+        outputs = decoder(encoder(inputs))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.cr = cr
+        self.height = height
+        self.width = width
+
+    @property
+    def codeword_dim(self):
+        """Length of the codeword fed back by the UE, ``2 * H * W // cr``."""
+        return 2 * self.height * self.width // self.cr
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "cr": self.cr,
+            "height": self.height,
+            "width": self.width,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def sigmoid_output(x, name):
+    """Decoder head: sigmoid, then back to the public ``[B, 2, H, W]`` layout."""
+    x = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
+    return keras.layers.Permute(CHANNELS_LAST_TO_FIRST, name=f"{name}_to_nchw")(x)
+
+
+def csi_input(height, width, name):
+    """The encoder's input in the public layout and its channels-last view."""
+    inputs = keras.Input((2, height, width), name=name)
+    return inputs, keras.layers.Permute(CHANNELS_FIRST_TO_LAST, name="to_nhwc")(inputs)
+
+
+__all__ = [
+    "CsiAutoencoder",
+    "csi_input",
+    "flatten_channels_first",
+    "sigmoid_output",
+    "unflatten_channels_last",
+    "validate_geometry",
+]
