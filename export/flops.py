@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import keras
 
 from mimokd.zoo.layers import BinarizedDense
+from mimokd.zoo.registry import PRESETS, create_model
 
 
 @dataclass
@@ -80,3 +81,27 @@ def count_complexity(model):
         else:
             total = total + _layer_complexity(layer)
     return total
+
+
+COMPLEXITY_COLUMNS = [
+    ("model", "model"),
+    ("ratio", "ratio"),
+    ("params", "UE params"),
+    ("params_binary", "UE params (1-bit = 1/32)"),
+    ("mults", "UE mults"),
+    ("flops", "UE FLOPs (eq. 13-14)"),
+    ("paper", "paper"),
+]
+
+
+def zoo_complexity_table(ratios=(4, 8, 16, 32)):
+    """One row per registered model and ratio: the UE encoder's complexity (dicts, see
+    ``COMPLEXITY_COLUMNS``), generated from the registry."""
+    rows = []
+    for name in sorted(PRESETS):
+        for cr in ratios:
+            counts = count_complexity(create_model(name, cr=cr).encoder)
+            rows.append(
+                {"model": name, "ratio": f"1/{cr}", **counts.as_dict(), "paper": PRESETS[name].paper}
+            )
+    return rows

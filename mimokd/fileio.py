@@ -1,0 +1,43 @@
+"""Atomic file writes: a file on disk is either the old one or the complete new one, never half.
+
+Every writer in mimokd (checkpoints, datasets, tables, plots) goes through :func:`atomic_path`.
+Keras and scipy write straight to the path they are given; an interrupted write would leave a
+truncated file in place of a good one, so we hand them a temporary path in the same directory
+and ``os.replace`` it (atomic on POSIX and Windows) once they succeed.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
+
+    The temporary name keeps ``path``'s suffix (Keras picks the format from it). On an exception
+    the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, data):
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,182 @@
+"""Vanilla training of a zoo autoencoder with ``model.fit``: MSE loss, Adam, warm-up + cosine LR.
+
+The recipe of CRNet (and the benchmark of Lu et al.): MSE on the [0, 1] CSI tensors, Adam, batch
+200, the learning rate warming up linearly to 2e-3 then annealed by a cosine to 5e-5, stepped per
+iteration (:class:`~mimokd.train.schedules.WarmupCosine`).
+
+A run directory holds:
+
+- ``best.keras``: the model with the best validation NMSE (written atomically);
+- ``final.keras``: the model after the last epoch;
+- ``log.csv``: one row per epoch (loss, NMSE in dB, rho, learning rate, and their ``val_``);
+- ``backup/``: ``keras.callbacks.BackupAndRestore`` state while a run is in progress. Run the
+  same command again after an interruption and training resumes from the last finished epoch.
+
+Examples:
+    >>> from mimokd.channels import load_csi
+    >>> from mimokd.train import TrainConfig, fit_autoencoder
+    >>> train = load_csi("builtin-indoor", split="train", num_samples=20000)
+    >>> val = load_csi("builtin-indoor", split="val", num_samples=2000)
+    >>> model, history = fit_autoencoder("crnet", train, val, out_dir="runs/crnet4",
+    ...                                  config=TrainConfig(epochs=20), cr=4)
+"""
+
+import csv
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mimokd.channels.datasets import make_dataset
+from mimokd.fileio import atomic_path, write_json
+from mimokd.metrics import NMSE, Rho, nmse_db, rho
+from mimokd.train.callbacks import BestCheckpoint
+from mimokd.train.distribute import make_strategy
+from mimokd.train.schedules import WarmupCosine
+from mimokd.zoo import create_model
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a vanilla run (defaults: CRNet's recipe, scaled to the epoch count).
+
+    ``warmup_fraction`` is the share of the run spent warming up: 30 of 1000 epochs in Lu et al.
+    (30 of 2500 in CRNet's recipe); at least one epoch's steps when it is nonzero.
+    """
+
+    epochs: int = 20
+    batch_size: int = 200
+    peak_lr: float = 2e-3
+    floor_lr: float = 5e-5
+    warmup_fraction: float = 0.03
+    jit_compile: bool = False
+    seed: int = 0
+
+    def schedule(self, steps_per_epoch):
+        """The :class:`WarmupCosine` schedule of a run with ``steps_per_epoch`` steps per epoch."""
+        total = self.epochs * steps_per_epoch
+        warmup = 0
+        if self.warmup_fraction > 0:
+            warmup = max(steps_per_epoch, round(self.warmup_fraction * total))
+            warmup = min(warmup, total - 1)
+        return WarmupCosine(self.peak_lr, self.floor_lr, total_steps=total, warmup_steps=warmup)
+
+
+def compile_autoencoder(model, *, config, steps_per_epoch):
+    """Compile ``model`` for vanilla training: Adam on the warm-up cosine schedule, MSE loss,
+    and the NMSE (dB, global convention) and rho metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.schedule(steps_per_epoch)),
+        loss="mse",
+        metrics=[NMSE(), Rho()],
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+class _LogLearningRate(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate in the epoch logs (so CSVLogger records it)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def _best_logged(log_path, monitor):
+    """The best (lowest) ``monitor`` value of an existing CSV log, or ``None``."""
+    if not log_path.exists():
+        return None
+    with open(log_path, newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    return min(values) if values else None
+
+
+def fit_autoencoder(
+    model,
+    train_csi,
+    val_csi,
+    *,
+    out_dir,
+    config=None,
+    strategy=None,
+    verbose="auto",
+    **model_kwargs,
+):
+    """Train an autoencoder with ``fit``, checkpointing the best validation NMSE, resumable.
+
+    Args:
+        model: a registered model name (built with ``create_model(model, **model_kwargs)``), or
+            a zero-argument callable returning a :class:`~mimokd.zoo.CsiAutoencoder` (the model is
+            built inside the strategy's scope, so pass a builder, not a built model, when
+            ``strategy`` is given).
+        train_csi: float32 ``[N, 2, H, W]`` in [0, 1], the training CSI.
+        val_csi: float32 ``[N_val, 2, H, W]`` in [0, 1], the validation CSI.
+        out_dir: the run directory (see the module docstring); an interrupted run in the same
+            directory resumes.
+        config: :class:`TrainConfig` (defaults if ``None``).
+        strategy: a ``tf.distribute.Strategy`` or its name (``mimokd.train.distribute``).
+        verbose: passed to ``fit`` (progress bar by default).
+        **model_kwargs: passed to ``create_model`` (e.g. ``cr=4``).
+
+    Returns:
+        ``(model, history)``: the model after the last epoch and the ``History`` of this call.
+    """
+    config = config or TrainConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(strategy, str) or strategy is None:
+        strategy = make_strategy(strategy or "default")
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train_csi) / config.batch_size)
+    with strategy.scope():
+        built = create_model(model, **model_kwargs) if isinstance(model, str) else model()
+        compile_autoencoder(built, config=config, steps_per_epoch=steps_per_epoch)
+
+    backup_dir = out_dir / "backup"
+    log_path = out_dir / "log.csv"
+    resuming = backup_dir.exists()
+    write_json(out_dir / "config.json", {"model": built.get_config(), "train": asdict(config)})
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        _LogLearningRate(),
+        BestCheckpoint(
+            out_dir / "best.keras",
+            monitor="val_nmse",
+            best_value=_best_logged(log_path, "val_nmse") if resuming else None,
+        ),
+        keras.callbacks.CSVLogger(str(log_path), append=resuming),
+    ]
+    history = built.fit(
+        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+        validation_data=make_dataset(val_csi, batch_size=config.batch_size),
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    with atomic_path(out_dir / "final.keras") as tmp:
+        built.save(tmp)
+    return built, history
+
+
+def evaluate_autoencoder(model, csi, *, hf=None, batch_size=200):
+    """NMSE (dB, both conventions) and rho of ``model`` on ``csi``.
+
+    Args:
+        model: a :class:`~mimokd.zoo.CsiAutoencoder` (or any Keras model CSI -> CSI).
+        csi: float32 ``[N, 2, H, W]`` in [0, 1].
+        hf: optional complex ``[N, H, 125]`` frequency-domain CSI (``HF_all``) for rho; without
+            it rho compares against ``csi`` taken to the frequency domain the same way.
+        batch_size: the prediction batch, also the batch of the per-batch NMSE convention.
+
+    Returns:
+        ``{"nmse_db": ..., "nmse_db_per_batch": ..., "rho": ..., "samples": N}``.
+    """
+    pred = model.predict(np.asarray(csi), batch_size=batch_size, verbose=0)
+    return {
+        "nmse_db": nmse_db(csi, pred, convention="global"),
+        "nmse_db_per_batch": nmse_db(csi, pred, convention="per_batch", batch_size=batch_size),
+        "rho": rho(pred, csi if hf is None else hf),
+        "samples": int(len(csi)),
+    }
