@@ -101,6 +101,7 @@ def fit_autoencoder(
     out_dir,
     config=None,
     strategy=None,
+    callbacks=(),
     verbose="auto",
     **model_kwargs,
 ):
@@ -117,6 +118,7 @@ def fit_autoencoder(
             directory resumes.
         config: :class:`TrainConfig` (defaults if ``None``).
         strategy: a ``tf.distribute.Strategy`` or its name (``mimokd.train.distribute``).
+        callbacks: more Keras callbacks, run after the built-in ones (backup, checkpoint, log).
         verbose: passed to ``fit`` (progress bar by default).
         **model_kwargs: passed to ``create_model`` (e.g. ``cr=4``).
 
@@ -138,7 +140,7 @@ def fit_autoencoder(
     log_path = out_dir / "log.csv"
     resuming = backup_dir.exists()
     write_json(out_dir / "config.json", {"model": built.get_config(), "train": asdict(config)})
-    callbacks = [
+    all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         _LogLearningRate(),
         BestCheckpoint(
@@ -147,12 +149,14 @@ def fit_autoencoder(
             best_value=_best_logged(log_path, "val_nmse") if resuming else None,
         ),
         keras.callbacks.CSVLogger(str(log_path), append=resuming),
+        *callbacks,
     ]
     history = built.fit(
         make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
         validation_data=make_dataset(val_csi, batch_size=config.batch_size),
         epochs=config.epochs,
-        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=all_callbacks,
         verbose=verbose,
     )
     with atomic_path(out_dir / "final.keras") as tmp:

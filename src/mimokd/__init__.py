@@ -10,4 +10,10 @@ Subpackages (each a top-level folder of the repository, installed under this nam
 - ``mimokd.metrics``: NMSE and cosine similarity rho.
 """
 
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides our own output; keep
+# warnings and errors. A user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"

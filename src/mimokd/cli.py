@@ -10,12 +10,9 @@ Run ``mimokd <command> --help`` for each command's options.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
 SPLITS = ("train", "val", "test")
 
