@@ -186,9 +186,9 @@ def test_save_validates_its_arguments(tmp_path):
         save_cost2100(tmp_path / "a.mat", good, np.zeros((2, 125, 32), np.complex64))
     with pytest.raises(ValueError, match=r"must end in \.mat"):
         save_cost2100(tmp_path / "a.npy", good)
-    with pytest.raises(FileNotFoundError, match="folder to write into"):
-        save_cost2100(tmp_path / "missing" / "a.mat", good)
     assert list(tmp_path.iterdir()) == []
+    # a missing folder is created
+    assert load_cost2100(save_cost2100(tmp_path / "new" / "a.mat", good)).shape == (2, 2, 32, 32)
 
 
 def test_public_file_names():

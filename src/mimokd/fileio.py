@@ -17,8 +17,10 @@ from pathlib import Path
 def atomic_path(path):
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
 
-    The temporary name keeps ``path``'s suffix (Keras picks the format from it). On an exception
-    the temporary file is removed and ``path`` is left untouched.
+    The temporary name keeps ``path``'s suffix (Keras picks the format from it). Missing parent
+    folders are created. Before the move the data is flushed to disk and the file gets the
+    permissions a plain ``open`` would give it. On an exception the temporary file is removed and
+    ``path`` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +28,12 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise outlive the move
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,198 @@
+"""Transforms between the spatial-frequency, angular-delay and [0, 1] CSI representations (numpy).
+
+Layouts are those of :mod:`mimokd.channels.layout`.
+
+DFT convention of eq. (4) of Cui et al., ``H = F_a H~ F_d``, as implemented by
+:func:`to_angular_delay`:
+
+* ``F_a`` is the orthonormal DFT over the antennas,
+  ``F_a[k, n] = exp(-j 2 pi k n / Nt) / sqrt(Nt)`` (``numpy.fft.fft(..., norm="ortho")``). A path
+  whose steering vector (eq. 2) has spatial frequency ``(d / lambda) sin(theta) = k / Nt`` lands in
+  angular bin ``k`` (taken modulo ``Nt``: positive angles fill the first half of the bins, negative
+  angles wrap around to the second half).
+* ``F_d`` is the orthonormal inverse DFT over the subcarriers,
+  ``F_d[n, m] = exp(+j 2 pi n m / Nsub) / sqrt(Nsub)`` (``numpy.fft.ifft(..., norm="ortho")``).
+  With the subcarrier gains ``g_n = beta exp(-j 2 pi n df tau)`` of eq. (1), a path of delay ``tau``
+  lands in delay tap ``m = tau * Nsub * df`` (the tap spacing is ``1 / bandwidth``), so the
+  earliest paths occupy the FIRST taps, which are the ones kept. It is also the convention under
+  which the rho code's forward FFT along the delay axis (:func:`csi_to_frequency`) goes back to
+  the frequency domain.
+
+Both transforms being orthonormal, the full ``Nt x Nsub`` angular-delay matrix has the energy of the
+spatial-frequency matrix (Parseval); truncation to the first ``n_delay`` taps then only drops the
+energy of the later taps.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from mimokd.channels.layout import CSI_ZERO, HF_NUM_SUBCARRIERS, NUM_DELAY_TAPS, RHO_FFT_SIZE
+
+# A value of the CSI tensor may exceed [0, 1] by this much through float rounding and is clipped.
+_RANGE_TOLERANCE = 1e-5
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_complex_batch(h, name):
+    array = np.asarray(h)
+    if not (np.issubdtype(array.dtype, np.complexfloating) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(
+            f"`{name}` must be a complex (or real floating) array. Received: {name}.dtype={array.dtype}"
+        )
+    if array.ndim != 3:
+        raise ValueError(
+            f"`{name}` must have 3 axes [batch, rows, columns]. Received: {name}.shape={array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values. Received: {name} with non-finite entries")
+    return array
+
+
+def _per_sample(scale, batch, name="scale"):
+    """Returns ``scale`` as a float64 array broadcastable to ``[batch, 1, 1]``."""
+    values = np.asarray(scale, dtype=np.float64)
+    if values.ndim == 0:
+        values = np.full((batch,), float(values))
+    if values.shape != (batch,):
+        raise ValueError(
+            f"`{name}` must be a scalar or one value per sample, shape ({batch},). "
+            f"Received: {name}.shape={values.shape}"
+        )
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"`{name}` must be finite and positive. Received: {name}={scale!r}")
+    return values[:, None, None]
+
+
+def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS):
+    """Spatial-frequency CSI to the truncated angular-delay domain, eq. (4) of Cui et al.
+
+    ``H = F_a H~ F_d`` with the orthonormal DFT over antennas and orthonormal inverse DFT over
+    subcarriers described in the module docstring, then the first ``n_delay`` delay taps are kept.
+
+    Args:
+        h_freq: complex ``[batch, Nt, Nsub]``: antenna ``Nt``, subcarrier ``Nsub`` (``H~`` of eq. 4).
+        n_delay: number of leading delay taps kept, ``1 <= n_delay <= Nsub``.
+
+    Returns:
+        complex64 ``[batch, Nt, n_delay]`` = ``[batch, angle, delay]``.
+
+    Examples:
+        >>> h = np.ones((1, 32, 1024), np.complex64)        # one path, angle 0, delay 0
+        >>> H = to_angular_delay(h)
+        >>> H.shape, int(np.argmax(np.abs(H[0]).ravel()))
+        ((1, 32, 32), 0)
+    """
+    h = _check_complex_batch(h_freq, "h_freq")
+    n_delay = _check_positive_int(n_delay, "n_delay")
+    if n_delay > h.shape[2]:
+        raise ValueError(
+            f"`n_delay` cannot exceed the number of subcarriers ({h.shape[2]}). Received: n_delay={n_delay}"
+        )
+    angular = np.fft.fft(h.astype(np.complex128, copy=False), axis=1, norm="ortho")
+    delay = np.fft.ifft(angular, axis=2, norm="ortho")
+    return np.ascontiguousarray(delay[:, :, :n_delay]).astype(np.complex64)
+
+
+def peak_scale(h):
+    """The per-sample scale that maps the largest ``|Re|`` / ``|Im|`` of each sample to 0 or 1.
+
+    ``scale_b = 0.5 / max(|Re h_b|, |Im h_b|)``; an all-zero sample gets scale 1.
+
+    Args:
+        h: complex ``[batch, rows, columns]``.
+
+    Returns:
+        float64 ``[batch]``.
+    """
+    h = _check_complex_batch(h, "h")
+    peak = np.maximum(np.abs(h.real), np.abs(h.imag)).reshape(h.shape[0], -1).max(axis=1)
+    peak = peak.astype(np.float64)
+    return np.where(peak > 0, 0.5 / np.where(peak > 0, peak, 1.0), 1.0)
+
+
+def complex_to_csi(h, scale):
+    """Complex angular-delay matrices to the [0, 1] CSI tensor: ``x = 0.5 + scale * (Re, Im)``.
+
+    Args:
+        h: complex ``[batch, 32, 32]`` = ``[batch, angle, delay]``.
+        scale: positive float, or float ``[batch]`` (one scale per sample, e.g. :func:`peak_scale`).
+
+    Returns:
+        float32 ``[batch, 2, 32, 32]`` = ``[batch, plane, angle, delay]``, values in [0, 1].
+
+    Raises:
+        ValueError: when the scale sends a value outside [0, 1].
+    """
+    h = _check_complex_batch(h, "h")
+    s = _per_sample(scale, h.shape[0]).astype(np.float32)
+    csi = np.empty((h.shape[0], 2, *h.shape[1:]), np.float32)
+    for plane, part in enumerate((h.real, h.imag)):
+        np.multiply(part, s, out=csi[:, plane], casting="same_kind")
+    csi += np.float32(CSI_ZERO)
+    low, high = float(csi.min()), float(csi.max())
+    if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+        raise ValueError(
+            "`scale` sends CSI values outside [0, 1]; use at most 0.5 / max(|Re|, |Im|) "
+            f"(see `peak_scale`). Received: scale giving min={low:.6g}, max={high:.6g}"
+        )
+    return np.clip(csi, 0.0, 1.0, out=csi)
+
+
+def csi_to_complex(csi, scale=1.0):
+    """The [0, 1] CSI tensor back to complex matrices: ``h = ((x_re - 0.5) + 1j (x_im - 0.5)) / scale``.
+
+    Args:
+        csi: float ``[batch, 2, rows, columns]`` (``[batch, 2, 32, 32]`` for the CSI tensor).
+        scale: positive float or float ``[batch]``, the scale given to :func:`complex_to_csi`.
+
+    Returns:
+        complex64 ``[batch, rows, columns]`` = ``[batch, angle, delay]``.
+    """
+    x = np.asarray(csi)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"`csi` must be a real floating array. Received: csi.dtype={x.dtype}")
+    if x.ndim != 4 or x.shape[1] != 2:
+        raise ValueError(
+            f"`csi` must have shape [batch, 2, rows, columns] (real / imaginary planes). "
+            f"Received: csi.shape={x.shape}"
+        )
+    s = _per_sample(scale, x.shape[0])
+    x = x.astype(np.float64) - CSI_ZERO
+    return ((x[:, 0] + 1j * x[:, 1]) / s).astype(np.complex64)
+
+
+def csi_to_frequency(csi, n_fft=RHO_FFT_SIZE, n_sub=HF_NUM_SUBCARRIERS):
+    """The CSI tensor to frequency-domain CSI, the convention of the cosine similarity rho.
+
+    Subtracts 0.5, zero-pads the delay axis (the last) from 32 to ``n_fft``, takes the forward FFT
+    along it (``exp(-j 2 pi k m / n_fft)``, no normalization) and keeps the first ``n_sub``
+    subcarriers. The angle axis is left as it is, as the reference rho code does; rho is invariant
+    under the (unitary) angular DFT anyway.
+
+    Args:
+        csi: float ``[batch, 2, 32, 32]`` = ``[batch, plane, angle, delay]``.
+        n_fft: FFT length, at least the number of delay taps.
+        n_sub: subcarriers kept, at most ``n_fft``.
+
+    Returns:
+        complex64 ``[batch, 32, n_sub]``, the layout of ``HF_all`` reshaped to ``(N, 32, 125)``.
+    """
+    n_fft = _check_positive_int(n_fft, "n_fft")
+    n_sub = _check_positive_int(n_sub, "n_sub")
+    h = csi_to_complex(csi).astype(np.complex128)
+    if n_fft < h.shape[2]:
+        raise ValueError(
+            f"`n_fft` must be at least the number of delay taps ({h.shape[2]}). Received: n_fft={n_fft}"
+        )
+    if n_sub > n_fft:
+        raise ValueError(f"`n_sub` cannot exceed n_fft={n_fft}. Received: n_sub={n_sub}")
+    spectrum = np.fft.fft(h, n=n_fft, axis=2)  # numpy zero-pads the last axis to n_fft
+    return np.ascontiguousarray(spectrum[:, :, :n_sub]).astype(np.complex64)
