@@ -84,6 +84,10 @@ class ReZero(keras.layers.Layer):
 def conv_bn(x, filters, kernel_size, name, use_bias=False):
     """ConvBN: Conv2D ("same" padding, Xavier-uniform kernel) followed by BatchNorm.
 
+    BatchNorm takes PyTorch's defaults (momentum 0.1 there, i.e. 0.9 in Keras; epsilon 1e-5), which
+    the reference implementations trained with: Keras' 0.99 makes the moving statistics lag for
+    hundreds of steps, so short runs would validate on stale statistics.
+
     Args:
         x: float32 ``[batch, H, W, C_in]`` (channels last).
         filters: ``C_out``.
@@ -102,7 +106,7 @@ def conv_bn(x, filters, kernel_size, name, use_bias=False):
         kernel_initializer="glorot_uniform",
         name=f"{name}_conv",
     )(x)
-    return keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
 
 
 def leaky_relu(x, name=None):
