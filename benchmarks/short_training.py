@@ -41,6 +41,8 @@ def main():
     parser.add_argument("--train-samples", type=int, default=20000)
     parser.add_argument("--val-samples", type=int, default=2000)
     parser.add_argument("--test-samples", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--jit", action="store_true")
     parser.add_argument("--out", default="runs/short_training")
     args = parser.parse_args()
@@ -50,7 +52,8 @@ def main():
         split: load_csi(args.data, split=split, num_samples=n, progress=True)
         for split, n in (("train", args.train_samples), ("val", args.val_samples), ("test", args.test_samples))
     }
-    config = TrainConfig(epochs=args.epochs, jit_compile=args.jit)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, peak_lr=args.lr,
+                         jit_compile=args.jit)
     rows, logs = [], {}
     for name in args.models:
         run = out / f"{name}_cr{args.cr}"

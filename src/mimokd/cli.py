@@ -48,9 +48,13 @@ def _load(args, split):
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
 
 
-def _add_train_args(parser):
-    parser.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
-    parser.add_argument("--batch-size", type=int, default=200, help="global batch (default: 200)")
+def _add_train_args(parser, epochs=20, batch_size=200):
+    parser.add_argument(
+        "--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"global batch (default: {batch_size})"
+    )
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     parser.add_argument(
@@ -143,6 +147,7 @@ def cmd_pipeline(args):
         samples=(args.train_samples, args.val_samples, args.test_samples),
         config=_train_config(args),
         seed=args.seed,
+        strategy=args.strategy,
     )
 
 
@@ -168,11 +173,12 @@ def build_parser():
     p.add_argument("--student", default="bcrnet", help="student model name (default: bcrnet)")
     p.add_argument("--cr", type=int, default=4, help="compression ratio 1/gamma (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
-    p.add_argument("--train-samples", type=int, default=5000, help="(default: 5000)")
-    p.add_argument("--val-samples", type=int, default=1000, help="(default: 1000)")
-    p.add_argument("--test-samples", type=int, default=2000, help="(default: 2000)")
-    _add_train_args(p)
-    p.set_defaults(func=cmd_pipeline, epochs=8)
+    p.add_argument("--train-samples", type=int, default=3000, help="(default: 3000)")
+    p.add_argument("--val-samples", type=int, default=500, help="(default: 500)")
+    p.add_argument("--test-samples", type=int, default=1000, help="(default: 1000)")
+    # a few minutes on 2 CPU cores; the paper scale is --epochs 1000 --train-samples 100000
+    _add_train_args(p, epochs=5, batch_size=50)
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("models", help="list the zoo: UE parameters, multiplications, FLOPs")
     p.add_argument(

@@ -38,10 +38,11 @@ def run_pipeline(
     teacher="crnet",
     student="bcrnet",
     cr=4,
-    samples=(5000, 1000, 2000),
+    samples=(3000, 500, 1000),
     config=None,
     seed=0,
     scenario="indoor",
+    strategy=None,
 ):
     """Run the main job (see the module docstring) and return its result rows.
 
@@ -53,9 +54,10 @@ def run_pipeline(
         config: :class:`~mimokd.train.TrainConfig` for both models.
         seed: data seed.
         scenario: ``"indoor"`` or ``"outdoor"`` built-in data.
+        strategy: a ``tf.distribute`` strategy or its name (see ``mimokd.train.distribute``).
     """
     out = Path(out_dir)
-    config = config or TrainConfig(epochs=8)
+    config = config or TrainConfig(epochs=5, batch_size=50)
     data = {}
     print(f"[1/4] generating built-in {scenario} CSI {samples} -> {out / 'data'}")
     for split, count in zip(("train", "val", "test"), samples):
@@ -68,7 +70,13 @@ def run_pipeline(
         print(f"[{step}/4] training the {role} {name} 1/{cr} for {config.epochs} epochs")
         run_dir = out / f"{role}_{name}_cr{cr}"
         model, _ = fit_autoencoder(
-            name, data["train"], data["val"], out_dir=run_dir, config=config, cr=cr
+            name,
+            data["train"],
+            data["val"],
+            out_dir=run_dir,
+            config=config,
+            strategy=strategy,
+            cr=cr,
         )
         logs[f"{role} {name}"] = run_dir / "log.csv"
         metrics = evaluate_autoencoder(model, data["test"], batch_size=config.batch_size)
