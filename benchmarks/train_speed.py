@@ -22,15 +22,18 @@ the two frameworks' thread pools never compete and process-wide switches (``TF_E
 (robust to other processes taking the CPU now and then) next to ``steps * batch / total time``.
 The Keras measurements of one process (e.g. plain / XLA x numpy / tf.data) are timed interleaved,
 in turns of ``--chunk`` steps, so that their ratios hold on a machine shared with other work;
-``--repeats N`` runs every job N times and reports the best.
+``--repeats N`` runs every job N times and reports the best. The Keras jobs import TensorFlow
+before mimokd, so the oneDNN state is the job's (``TF_ENABLE_ONEDNN_OPTS`` as inherited, or as
+the row sets it), never a package default; every row names the state it ran with.
 
 Usage::
 
-    python benchmarks/train_speed.py                  # the table (about 2-3 min on 2 cores)
+    python benchmarks/train_speed.py                  # the table (2.5-4 min on 2 cores)
     python benchmarks/train_speed.py --profile        # top TF ops by self time (Keras, plain)
-    python benchmarks/train_speed.py --profile --onednn on
+    python benchmarks/train_speed.py --profile --onednn on [--profile-autojit]
     python benchmarks/train_speed.py --profile --profile-mode xla
-    python benchmarks/train_speed.py --experiments    # the speed-up matrix (about 15 min)
+    python benchmarks/train_speed.py --experiments    # the speed-up matrix (about 22 min)
+    python benchmarks/train_speed.py --repeats 2       # best of 2 (on a busy machine)
     python benchmarks/train_speed.py --steps 30 --warmup 5 --threads 2 --no-torch
 """
 
@@ -1069,7 +1072,9 @@ def parse_args(argv=None):
     )
     p.add_argument("--profile-steps", type=int, default=5, help="steps traced by --profile (5)")
     p.add_argument("--profile-top", type=int, default=15, help="rows of the --profile tables (15)")
-    p.add_argument("--experiments", action="store_true", help="run the speed-up matrix instead")
+    p.add_argument(
+        "--experiments", action="store_true", help="run the speed-up matrix instead (~22 min)"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.steps < 2 or args.warmup < 1:
