@@ -210,13 +210,8 @@ def load_cost2100(path, key="HT", *, height=NUM_ANTENNAS, width=NUM_DELAY_TAPS):
     data = np.asarray(_read_mat(path, key))
     _check_numeric(data, key, path, complex_ok=False)
     row = NUM_PLANES * height * width
-    if data.ndim != 2 or data.shape[1] != row:
-        raise ValueError(
-            f"{key!r} in {str(path)!r} must have shape (N, {row}) = (N, 2 * {height} * {width}), one flattened "
-            f"[2, {height}, {width}] CSI sample per row. Received: {key}.shape={data.shape}"
-        )
-    if data.shape[0] == 0:
-        raise ValueError(f"{key!r} in {str(path)!r} holds no sample. Received: {key}.shape={data.shape}")
+    _check_rows(data, key, path, row,
+                f"(N, 2 * {height} * {width}), one flattened [2, {height}, {width}] CSI sample per row")
     data = data.astype(np.float32, copy=False)
     _check_finite(data, key, path)
     low, high = float(data.min()), float(data.max())
@@ -226,6 +221,17 @@ def load_cost2100(path, key="HT", *, height=NUM_ANTENNAS, width=NUM_DELAY_TAPS):
             f"Received: {key} with min={low:.6g}, max={high:.6g}"
         )
     return np.ascontiguousarray(data).reshape(-1, NUM_PLANES, height, width)
+
+
+def _check_rows(data, key, path, row, layout):
+    """A file's array must be 2-D with ``row`` columns (``layout`` says what a row is) and not empty."""
+    if data.ndim != 2 or data.shape[1] != row:
+        raise ValueError(
+            f"{key!r} in {str(path)!r} must have shape (N, {row}) = {layout}. "
+            f"Received: {key}.shape={data.shape}"
+        )
+    if data.shape[0] == 0:
+        raise ValueError(f"{key!r} in {str(path)!r} holds no sample. Received: {key}.shape={data.shape}")
 
 
 def load_hf(path, key="HF_all", *, num_antennas=NUM_ANTENNAS, num_subcarriers=HF_NUM_SUBCARRIERS):
@@ -246,13 +252,7 @@ def load_hf(path, key="HF_all", *, num_antennas=NUM_ANTENNAS, num_subcarriers=HF
     data = np.asarray(_read_mat(path, key))
     _check_numeric(data, key, path, complex_ok=True)
     row = num_antennas * num_subcarriers
-    if data.ndim != 2 or data.shape[1] != row:
-        raise ValueError(
-            f"{key!r} in {str(path)!r} must have shape (N, {row}) = (N, {num_antennas} antennas * "
-            f"{num_subcarriers} subcarriers). Received: {key}.shape={data.shape}"
-        )
-    if data.shape[0] == 0:
-        raise ValueError(f"{key!r} in {str(path)!r} holds no sample. Received: {key}.shape={data.shape}")
+    _check_rows(data, key, path, row, f"(N, {num_antennas} antennas * {num_subcarriers} subcarriers)")
     _check_finite(data, key, path)
     return np.ascontiguousarray(data.astype(np.complex64)).reshape(-1, num_antennas, num_subcarriers)
 
