@@ -17,10 +17,11 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Save the whole model (``.keras``) whenever ``monitor`` improves (``mode="min"`` or ``"max"``).
 
     The best value is read back from ``best_value`` on resume (pass the value logged so far, or
-    leave ``None`` to start afresh).
+    leave ``None`` to start afresh). ``target`` maps the trained model to the model to save (a KD
+    trainer saves its student); ``None`` saves the trained model itself.
     """
 
-    def __init__(self, filepath, monitor="val_nmse", mode="min", best_value=None):
+    def __init__(self, filepath, monitor="val_nmse", mode="min", best_value=None, target=None):
         super().__init__()
         if mode not in ("min", "max"):
             raise ValueError(f"`mode` must be 'min' or 'max'. Received: mode={mode!r}")
@@ -28,6 +29,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.sign = 1.0 if mode == "min" else -1.0
         self.best = math.inf if best_value is None else self.sign * best_value
+        self.target = target
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -39,5 +41,6 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = self.sign * float(logs[self.monitor])
         if value < self.best:
             self.best = value
+            model = self.model if self.target is None else self.target(self.model)
             with atomic_path(self.filepath) as tmp:
-                self.model.save(tmp)
+                model.save(tmp)

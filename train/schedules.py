@@ -54,3 +54,32 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup_steps,
         }
+
+
+@keras.saving.register_keras_serializable(package="mimokd")
+class TwoStage(keras.optimizers.schedules.LearningRateSchedule):
+    """``first(step)`` for ``step < boundary``, then ``second(step - boundary)``.
+
+    The learning rate of one half of the network under Lu et al.'s mimic-explore strategy (Fig. 3):
+    one schedule while mimicking, another, restarted, while exploring.
+
+    Args:
+        first, second: learning-rate schedules (or their serialized configs).
+        boundary: the optimizer step at which ``second`` starts.
+    """
+
+    def __init__(self, first, second, boundary):
+        self.first = keras.optimizers.schedules.deserialize(first) if isinstance(first, dict) else first
+        self.second = keras.optimizers.schedules.deserialize(second) if isinstance(second, dict) else second
+        self.boundary = int(boundary)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        return ops.where(step < self.boundary, self.first(step), self.second(step - self.boundary))
+
+    def get_config(self):
+        return {
+            "first": keras.optimizers.schedules.serialize(self.first),
+            "second": keras.optimizers.schedules.serialize(self.second),
+            "boundary": self.boundary,
+        }

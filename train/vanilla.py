@@ -4,13 +4,8 @@ The recipe of CRNet (and the benchmark of Lu et al.): MSE on the [0, 1] CSI tens
 200, the learning rate warming up linearly to 2e-3 then annealed by a cosine to 5e-5, stepped per
 iteration (:class:`~mimokd.train.schedules.WarmupCosine`).
 
-A run directory holds:
-
-- ``best.keras``: the model with the best validation NMSE (written atomically);
-- ``final.keras``: the model after the last epoch;
-- ``log.csv``: one row per epoch (loss, NMSE in dB, rho, learning rate, and their ``val_``);
-- ``backup/``: ``keras.callbacks.BackupAndRestore`` state while a run is in progress. Run the
-  same command again after an interruption and training resumes from the last finished epoch.
+A run writes the run directory of :mod:`mimokd.train.runs` (``best.keras``, ``final.keras``,
+``log.csv``, ``config.json``, and ``backup/`` to resume an interrupted run).
 
 Examples:
     >>> from mimokd.channels import load_csi
@@ -21,7 +16,6 @@ Examples:
     ...                                  config=TrainConfig(epochs=20), cr=4)
 """
 
-import csv
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,10 +24,9 @@ import keras
 import numpy as np
 
 from mimokd.channels.datasets import make_dataset
-from mimokd.fileio import atomic_path, write_json
 from mimokd.metrics import NMSE, Rho, nmse_db, rho
-from mimokd.train.callbacks import BestCheckpoint
 from mimokd.train.distribute import make_strategy
+from mimokd.train.runs import fit_run
 from mimokd.train.schedules import WarmupCosine
 from mimokd.zoo import create_model
 
@@ -64,33 +57,17 @@ class TrainConfig:
         return WarmupCosine(self.peak_lr, self.floor_lr, total_steps=total, warmup_steps=warmup)
 
 
-def compile_autoencoder(model, *, config, steps_per_epoch):
-    """Compile ``model`` for vanilla training: Adam on the warm-up cosine schedule, MSE loss,
-    and the NMSE (dB, global convention) and rho metrics."""
+def compile_autoencoder(model, *, config, steps_per_epoch, metrics=None):
+    """Compile ``model`` (an autoencoder or a ``keras.distillation.Distiller``) for training:
+    Adam on the warm-up cosine schedule, MSE loss, and the NMSE (dB, global convention) and rho
+    metrics (or ``metrics``; ``()`` for a model whose output is not CSI)."""
     model.compile(
         optimizer=keras.optimizers.Adam(config.schedule(steps_per_epoch)),
         loss="mse",
-        metrics=[NMSE(), Rho()],
+        metrics=[NMSE(), Rho()] if metrics is None else list(metrics),
         jit_compile=config.jit_compile,
     )
     return model
-
-
-class _LogLearningRate(keras.callbacks.Callback):
-    """Put the optimizer's current learning rate in the epoch logs (so CSVLogger records it)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def _best_logged(log_path, monitor):
-    """The best (lowest) ``monitor`` value of an existing CSV log, or ``None``."""
-    if not log_path.exists():
-        return None
-    with open(log_path, newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    return min(values) if values else None
 
 
 def fit_autoencoder(
@@ -136,31 +113,16 @@ def fit_autoencoder(
         built = create_model(model, **model_kwargs) if isinstance(model, str) else model()
         compile_autoencoder(built, config=config, steps_per_epoch=steps_per_epoch)
 
-    backup_dir = out_dir / "backup"
-    log_path = out_dir / "log.csv"
-    resuming = backup_dir.exists()
-    write_json(out_dir / "config.json", {"model": built.get_config(), "train": asdict(config)})
-    all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        _LogLearningRate(),
-        BestCheckpoint(
-            out_dir / "best.keras",
-            monitor="val_nmse",
-            best_value=_best_logged(log_path, "val_nmse") if resuming else None,
-        ),
-        keras.callbacks.CSVLogger(str(log_path), append=resuming),
-        *callbacks,
-    ]
-    history = built.fit(
+    history = fit_run(
+        built,
         make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        validation_data=make_dataset(val_csi, batch_size=config.batch_size),
+        make_dataset(val_csi, batch_size=config.batch_size),
+        out_dir=out_dir,
         epochs=config.epochs,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=all_callbacks,
+        record={"model": built.get_config(), "train": asdict(config)},
+        callbacks=callbacks,
         verbose=verbose,
     )
-    with atomic_path(out_dir / "final.keras") as tmp:
-        built.save(tmp)
     return built, history
 
 

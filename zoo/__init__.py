@@ -4,7 +4,7 @@ Every model is a :class:`CsiAutoencoder` whose ``encoder`` (UE) and ``decoder`` 
 Keras models sharing its weights. Build them by name with :func:`create_model`.
 """
 
-from mimokd.zoo.autoencoder import CsiAutoencoder
+from mimokd.zoo.autoencoder import ComposedAutoencoder, CsiAutoencoder
 from mimokd.zoo.crnet import CRNet
 from mimokd.zoo.csinet import CsiNet
 from mimokd.zoo.layers import BinarizedDense, ReZero, ste_sign
@@ -22,6 +22,7 @@ __all__ = [
     "PRESETS",
     "BinarizedDense",
     "CRNet",
+    "ComposedAutoencoder",
     "CsiAutoencoder",
     "CsiNet",
     "ReZero",

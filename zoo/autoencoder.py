@@ -85,6 +85,58 @@ class CsiAutoencoder(keras.Model):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="mimokd")
+class ComposedAutoencoder(CsiAutoencoder):
+    """An autoencoder joined from an encoder and a decoder of any origin.
+
+    What encoder KD fine-tunes (a student's encoder on the teacher's decoder, Cui et al. Fig. 4,
+    step 3) and what the two-party variant deploys (the UE's encoder, the BS's decoder). Unlike a
+    family class, its config holds the two sub-models, so ``.keras`` files round-trip.
+
+    Args:
+        encoder: ``keras.Model``, CSI ``[batch, 2, H, W]`` -> codeword ``[batch, D]``.
+        decoder: ``keras.Model``, codeword ``[batch, D]`` -> CSI ``[batch, 2, H, W]``.
+    """
+
+    def __init__(self, *, encoder, decoder, name="composed", **kwargs):
+        if isinstance(encoder, dict):  # from_config
+            encoder = keras.saving.deserialize_keras_object(encoder)
+            decoder = keras.saving.deserialize_keras_object(decoder)
+        _, two, height, width = encoder.input_shape
+        dim = encoder.output_shape[-1]
+        if two != 2 or decoder.input_shape[-1] != dim or tuple(decoder.output_shape[1:]) != (2, height, width):
+            raise ValueError(
+                "The encoder must map CSI [batch, 2, H, W] to a codeword [batch, D] and the decoder "
+                f"that codeword back to [batch, 2, H, W]. Received: encoder {encoder.input_shape} -> "
+                f"{encoder.output_shape}, decoder {decoder.input_shape} -> {decoder.output_shape}"
+            )
+        super().__init__(
+            encoder=encoder, decoder=decoder, cr=2 * height * width // dim,
+            height=height, width=width, name=name, **kwargs,
+        )
+
+    @classmethod
+    def from_parts(cls, encoder, decoder, name="composed"):
+        """Join copies of ``encoder`` and ``decoder`` (training the result leaves the originals)."""
+        return cls(encoder=copy_model(encoder), decoder=copy_model(decoder), name=name)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+        }
+
+
+def copy_model(model):
+    """A copy of a functional model with its weights (``clone_model`` re-initializes them)."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.trainable = True  # a frozen teacher's part is cloned frozen otherwise
+    return clone
+
+
 def sigmoid_output(x, name):
     """Decoder head: sigmoid, then back to the public ``[B, 2, H, W]`` layout."""
     x = keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")(x)
@@ -98,7 +150,9 @@ def csi_input(height, width, name):
 
 
 __all__ = [
+    "ComposedAutoencoder",
     "CsiAutoencoder",
+    "copy_model",
     "csi_input",
     "flatten_channels_first",
     "sigmoid_output",

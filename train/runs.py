@@ -1,0 +1,108 @@
+"""The run directory every trainer writes: resumable ``fit`` with an atomic best checkpoint.
+
+A run directory holds:
+
+- ``best.keras``: the deployable model (for a KD trainer: the student, not the trainer) at the
+  best value of the monitored validation metric, written atomically;
+- ``final.keras``: the same model after the last epoch;
+- ``log.csv``: one row per epoch (every logged loss term, metric and the learning rate);
+- ``config.json``: what the run was asked to do;
+- ``backup/``: ``keras.callbacks.BackupAndRestore`` state while a run is in progress. Running the
+  same call again after an interruption resumes from the last finished epoch (weights, optimizer
+  state and step counter included).
+"""
+
+import csv
+from pathlib import Path
+
+import keras
+
+from mimokd.fileio import atomic_path, write_json
+from mimokd.train.callbacks import BestCheckpoint
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate in the epoch logs (so CSVLogger records it), and
+    the encoder's as ``encoder_lr`` when the model has a separate ``encoder_optimizer``."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        encoder_optimizer = getattr(self.model, "encoder_optimizer", None)  # codeword mimic
+        if encoder_optimizer is not None:
+            logs["encoder_lr"] = float(keras.ops.convert_to_numpy(encoder_optimizer.learning_rate))
+
+
+def best_logged(log_path, monitor):
+    """The best (lowest) ``monitor`` value of an existing CSV log, or ``None``."""
+    if not Path(log_path).exists():
+        return None
+    with open(log_path, newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    return min(values) if values else None
+
+
+def fit_run(
+    trainer,
+    train_data,
+    val_data,
+    *,
+    out_dir,
+    epochs,
+    record,
+    deployable=None,
+    monitor="val_nmse",
+    callbacks=(),
+    verbose="auto",
+):
+    """``trainer.fit`` in a run directory (see the module docstring).
+
+    Args:
+        trainer: a compiled ``keras.Model`` (an autoencoder, or a KD trainer wrapping a student).
+        train_data: a ``tf.data.Dataset`` of training batches (shuffled by the caller).
+        val_data: a ``tf.data.Dataset`` of validation batches.
+        out_dir: the run directory; an interrupted run in the same directory resumes.
+        epochs: total epochs of the run (a resumed run does only those left).
+        record: JSON-serializable description of the run, written to ``config.json``.
+        deployable: ``trainer -> keras.Model``, the model written to ``best.keras`` and
+            ``final.keras`` (default: the trainer itself).
+        monitor: the validation metric that picks ``best.keras`` (lower is better).
+        callbacks: more Keras callbacks, run after the built-in ones.
+        verbose: passed to ``fit`` (progress bar by default).
+
+    Returns:
+        The ``History`` of this call.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = out_dir / "backup"
+    log_path = out_dir / "log.csv"
+    resuming = backup_dir.exists()
+    write_json(out_dir / "config.json", record)
+    if not trainer.built:  # BackupAndRestore restores into built models only (a Distiller is not)
+        for x, *_ in train_data.take(1):
+            trainer(x[:1])
+    history = trainer.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=epochs,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            LogLearningRate(),
+            BestCheckpoint(
+                out_dir / "best.keras",
+                monitor=monitor,
+                best_value=best_logged(log_path, monitor) if resuming else None,
+                target=deployable,
+            ),
+            keras.callbacks.CSVLogger(str(log_path), append=resuming),
+            *callbacks,
+        ],
+        verbose=verbose,
+    )
+    model = trainer if deployable is None else deployable(trainer)
+    with atomic_path(out_dir / "final.keras") as tmp:
+        model.save(tmp)
+    return history
