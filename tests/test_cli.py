@@ -67,8 +67,11 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["train", "--model", "crnett", "--epochs", "1", "--train-samples", "10",
                  "--val-samples", "10", "--out", str(tmp_path)]) == 2
     assert "Unknown model name" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="no checkpoint"):
-        main(["evaluate", "--checkpoint", str(tmp_path / "missing.keras")])
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.keras")]) == 2
+    assert "No checkpoint at" in capsys.readouterr().err
+    (tmp_path / "notes.keras").write_text("not a model")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "notes.keras")]) == 2
+    assert "is not a Keras .keras archive" in capsys.readouterr().err
 
 
 def test_module_entry_point():

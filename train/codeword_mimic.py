@@ -18,7 +18,6 @@ the paper gives only the start). Two optimizers do this, hence the custom ``trai
 No public code exists for CM (``REFERENCE.md``); this follows the paper's equations and text.
 """
 
-import csv
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +29,7 @@ from keras import ops
 from mimokd.channels.datasets import make_dataset
 from mimokd.fileio import write_json
 from mimokd.metrics import NMSE
-from mimokd.train.runs import fit_run
+from mimokd.train.runs import fit_run, read_log
 from mimokd.train.schedules import TwoStage, WarmupCosine
 from mimokd.train.vanilla import TrainConfig
 
@@ -236,11 +235,10 @@ def mimic_explore_schedules(
 def stage_codeword_mse(log_path, mimic_epochs):
     """``MSE_cm^mid`` and ``MSE_cm^end`` of Tables II-III: the validation codeword MSE after the
     last mimic epoch and after the last epoch, read from a run's ``log.csv``."""
-    with open(log_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    by_epoch = {int(r["epoch"]): float(r["val_codeword_mse"]) for r in rows}
+    log = read_log(log_path)
+    by_epoch = dict(zip((int(e) for e in log["epoch"]), log["val_codeword_mse"]))
     last = max(by_epoch)
-    return {"mse_cm_mid": by_epoch.get(min(mimic_epochs, last + 1) - 1), "mse_cm_end": by_epoch[last]}
+    return {"mse_cm_mid": by_epoch[min(mimic_epochs, last + 1) - 1], "mse_cm_end": by_epoch[last]}
 
 
 def fit_codeword_mimic(

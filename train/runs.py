@@ -5,7 +5,8 @@ A run directory holds:
 - ``best.keras``: the deployable model (for a KD trainer: the student, not the trainer) at the
   best value of the monitored validation metric, written atomically;
 - ``final.keras``: the same model after the last epoch;
-- ``log.csv``: one row per epoch (every logged loss term, metric and the learning rate);
+- ``log.csv``: one row per epoch (every logged loss term and metric, the learning rate, and the
+  epoch's wall time in ``seconds``);
 - ``config.json``: what the run was asked to do;
 - ``backup/``: ``keras.callbacks.BackupAndRestore`` state while a run is in progress. Running the
   same call again after an interruption resumes from the last finished epoch (weights, optimizer
@@ -13,6 +14,7 @@ A run directory holds:
 """
 
 import csv
+import time
 from pathlib import Path
 
 import keras
@@ -21,17 +23,29 @@ from mimokd.fileio import atomic_path, write_json
 from mimokd.train.callbacks import BestCheckpoint
 
 
-class LogLearningRate(keras.callbacks.Callback):
-    """Put the optimizer's current learning rate in the epoch logs (so CSVLogger records it), and
-    the encoder's as ``encoder_lr`` when the model has a separate ``encoder_optimizer``."""
+class EpochLog(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate (``lr``; ``encoder_lr`` too when the model has a
+    separate ``encoder_optimizer``) and the epoch's wall time (``seconds``, training and
+    validation) in the epoch logs, so that CSVLogger records them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
+        logs["seconds"] = time.perf_counter() - self._start
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         encoder_optimizer = getattr(self.model, "encoder_optimizer", None)  # codeword mimic
         if encoder_optimizer is not None:
             logs["encoder_lr"] = float(keras.ops.convert_to_numpy(encoder_optimizer.learning_rate))
+
+
+def read_log(log_path):
+    """A run's ``log.csv`` as ``{column: [float per epoch]}``."""
+    with open(log_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
 
 
 def best_logged(log_path, monitor):
@@ -90,7 +104,7 @@ def fit_run(
         shuffle=False,  # the tf.data pipeline shuffles, seeded
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            LogLearningRate(),
+            EpochLog(),
             BestCheckpoint(
                 out_dir / "best.keras",
                 monitor=monitor,

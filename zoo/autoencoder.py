@@ -133,7 +133,11 @@ def copy_model(model):
     """A copy of a functional model with its weights (``clone_model`` re-initializes them)."""
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    clone.trainable = True  # a frozen teacher's part is cloned frozen otherwise
+    # a frozen teacher's part is cloned frozen otherwise (setting the model's flag alone leaves
+    # the cloned layers' own flags)
+    clone.trainable = True
+    for layer in clone.layers:
+        layer.trainable = True
     return clone
 
 

@@ -5,6 +5,9 @@
     mimokd generate --data builtin-indoor --out data/   # COST2100-format .mat files
     mimokd train --model crnet --cr 4 --data builtin-indoor --epochs 20 --out runs/crnet4
     mimokd evaluate --checkpoint runs/crnet4/best.keras --data builtin-indoor
+    mimokd distill --method codeword-mimic --teacher runs/crnet4/best.keras --student bcrnet
+    mimokd ip-kd bs-export --model runs/teacher/best.keras --out bs_pairs.npz   # then ue-train, ...
+    mimokd experiment lu-table1 --out runs/lu-table1   # a paper table at small scale
 
 Run ``mimokd <command> --help`` for each command's options.
 """
@@ -48,14 +51,14 @@ def _load(args, split):
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
 
 
-def _add_train_args(parser, epochs=20, batch_size=200):
+def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3):
     parser.add_argument(
         "--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})"
     )
     parser.add_argument(
         "--batch-size", type=int, default=batch_size, help=f"global batch (default: {batch_size})"
     )
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
+    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     parser.add_argument(
         "--strategy",
@@ -72,6 +75,7 @@ def _train_config(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         peak_lr=args.lr,
+        floor_lr=min(5e-5, args.lr / 40),
         jit_compile=args.jit,
         seed=args.seed,
     )
@@ -122,18 +126,94 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    import keras
-
-    import mimokd.metrics  # noqa: F401  (registers the metrics for loading)
-    import mimokd.train  # noqa: F401  (registers the schedules for loading)
-    import mimokd.zoo  # noqa: F401  (registers the model classes for loading)
     from mimokd.train import evaluate_autoencoder
+    from mimokd.train.checkpoints import load_checkpoint
 
-    path = Path(args.checkpoint)
-    if not path.is_file():
-        raise SystemExit(f"error: no checkpoint at {path} (expected a .keras file from `mimokd train`)")
-    model = keras.saving.load_model(path)
-    _print_metrics(f"{model.name} ({path})", evaluate_autoencoder(model, _load(args, "test")))
+    model = load_checkpoint(args.checkpoint)
+    _print_metrics(f"{model.name} ({args.checkpoint})", evaluate_autoencoder(model, _load(args, "test")))
+
+
+def cmd_distill(args):
+    from mimokd.train import evaluate_autoencoder
+    from mimokd.train.checkpoints import load_checkpoint
+    from mimokd.train.codeword_mimic import fit_codeword_mimic
+    from mimokd.train.distill import fit_distillation, fit_encoder_kd
+    from mimokd.zoo import create_model
+
+    teacher = load_checkpoint(args.teacher)
+    student = create_model(args.student, cr=teacher.cr, height=teacher.height, width=teacher.width)
+    train, val = _load(args, "train"), _load(args, "val")
+    out = Path(args.out or f"runs/{args.student}_cr{teacher.cr}_{args.method}")
+    common = {"out_dir": out, "config": _train_config(args)}
+    if args.method == "output-kd":
+        fit_distillation(args.method, teacher, student, train, val, weight=args.weight, **common)
+    elif args.method == "autoencoder-kd":
+        fit_distillation(args.method, teacher, student, train, val, alpha=args.alpha,
+                         temperature=args.temperature, **common)
+    elif args.method == "codeword-mimic":
+        fit_codeword_mimic(teacher, student, train, val, mimic_epochs=args.mimic_epochs,
+                           scheduler=args.scheduler, alpha0=args.alpha0, **common)
+    else:
+        fit_encoder_kd(teacher, student, train, val, **common)
+        out = out / "finetune"
+    model = load_checkpoint(out / "best.keras")
+    print(f"saved {out / 'best.keras'} (the student, best validation NMSE)")
+    _print_metrics(f"{args.student} 1/{teacher.cr} {args.method}", evaluate_autoencoder(model, _load(args, "test")))
+
+
+def cmd_ip_kd(args):
+    from mimokd.train import evaluate_autoencoder
+    from mimokd.train.checkpoints import load_checkpoint
+    from mimokd.train.ip_kd import export_pairs, fit_decoder_on_pairs, fit_encoder_on_pairs, load_pairs
+    from mimokd.zoo import ComposedAutoencoder, create_model
+    from mimokd.zoo.autoencoder import copy_model
+
+    quant = {"codeword_bits": getattr(args, "codeword_bits", None), "csi_bits": getattr(args, "csi_bits", None)}
+    if args.role == "bs-export":
+        model = load_checkpoint(args.model)
+        size = export_pairs(model.encoder, _load(args, "train"), args.out, **quant)
+        print(f"wrote {args.out} ({size / 1e6:.2f} MB): CSI and the BS encoder's codewords")
+    elif args.role == "ue-train":
+        csi, codewords = load_pairs(args.pairs)
+        _, _, height, width = csi.shape
+        cr = 2 * height * width // codewords.shape[1]
+        encoder = create_model(args.encoder, cr=cr, height=height, width=width).encoder
+        fit_encoder_on_pairs(encoder, csi, codewords, out_dir=args.out, config=_train_config(args))
+        print(f"saved {Path(args.out) / 'best.keras'} (the UE encoder, best validation codeword MSE)")
+    elif args.role == "ue-export":
+        encoder = load_checkpoint(args.encoder, role="encoder")
+        csi = load_pairs(args.pairs)[0] if args.pairs else _load(args, "train")
+        size = export_pairs(encoder, csi, args.out, **quant)
+        print(f"wrote {args.out} ({size / 1e6:.2f} MB): CSI and the UE encoder's codewords")
+    elif args.role == "bs-finetune":
+        decoder = copy_model(load_checkpoint(args.model).decoder)
+        csi, codewords = load_pairs(args.pairs)
+        fit_decoder_on_pairs(decoder, codewords, csi, out_dir=args.out, config=_train_config(args))
+        print(f"saved {Path(args.out) / 'best.keras'} (the BS decoder, best validation NMSE)")
+    else:  # evaluate
+        encoder = load_checkpoint(args.encoder, role="encoder")
+        try:
+            decoder = load_checkpoint(args.decoder, role="decoder")
+        except ValueError:  # a whole BS autoencoder (sequential training deploys its decoder as is)
+            decoder = load_checkpoint(args.decoder).decoder
+        model = ComposedAutoencoder(encoder=encoder, decoder=decoder)
+        _print_metrics("UE encoder + BS decoder", evaluate_autoencoder(model, _load(args, "test")))
+
+
+def cmd_experiment(args):
+    from mimokd.experiments import EXPERIMENTS, get_experiment, run_experiment
+
+    if args.name == "list":
+        for name, exp in EXPERIMENTS.items():
+            print(f"{name:12s} {exp.source}: {exp.title}")
+        return
+    experiment = get_experiment(args.name)
+    scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
+        train=args.train_samples, val=args.val_samples, test=args.test_samples, epochs=args.epochs,
+        batch_size=args.batch_size,
+    )
+    run_experiment(experiment, out_dir=args.out or f"runs/{args.name}", scale=scale, data=args.data,
+                   ratios=args.cr, seed=args.seed, teachers_dir=args.teachers)
 
 
 def cmd_pipeline(args):
@@ -198,6 +278,85 @@ def build_parser():
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     _add_train_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "distill",
+        help="train a student from a teacher checkpoint (output KD, autoencoder KD, codeword mimic, encoder KD)",
+        description="Knowledge distillation from a trained teacher (a .keras autoencoder) into a zoo "
+        "student of the same compression ratio. Writes a run directory (best.keras = the student).",
+    )
+    p.add_argument("--method", required=True,
+                   choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd"))
+    p.add_argument("--teacher", required=True, help="the teacher's .keras checkpoint (e.g. from `mimokd train`)")
+    p.add_argument("--student", required=True, help="the student's zoo name, e.g. bcrnet or crnet_se")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<student>_cr<cr>_<method>)")
+    p.add_argument("--weight", type=float, default=0.5, help="output KD: weight of the ground-truth MSE (0.5)")
+    p.add_argument("--alpha", type=float, default=0.3, help="autoencoder KD: alpha of eq. (10) (0.3)")
+    p.add_argument("--temperature", type=float, default=5.0, help="autoencoder KD: t of eq. (9) (5)")
+    p.add_argument("--mimic-epochs", type=int, default=None, help="codeword mimic: T_cm (default: epochs / 5)")
+    p.add_argument("--scheduler", default="cosine", choices=("cosine", "linear", "constant"),
+                   help="codeword mimic: alpha(t) (cosine, eq. 5)")
+    p.add_argument("--alpha0", type=float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
+    _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
+    _add_train_args(p)
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "ip-kd",
+        help="the two-party (IP-protecting) encoder KD: each role a command, only pairs files exchanged",
+        description="Cui et al.'s IP-protecting encoder KD. BS: `bs-export` writes CSI and its teacher's "
+        "codewords; UE: `ue-train` trains its encoder on that file and `ue-export` writes its own "
+        "codewords; BS: `bs-finetune` fine-tunes its decoder on the UE's file; `evaluate` joins the two. "
+        "Sequential training is bs-export (of a BS model without a teacher) + ue-train + evaluate.",
+    )
+    roles = p.add_subparsers(dest="role", required=True, metavar="role")
+    r = roles.add_parser("bs-export", help="BS: write CSI and its encoder's codewords to a pairs file")
+    r.add_argument("--model", required=True, help="the BS's autoencoder (.keras), e.g. a trained teacher")
+    r.add_argument("--out", required=True, help="the pairs file to write (.npz)")
+    _add_data_args(r, {"train": 20000})
+    r = roles.add_parser("ue-train", help="UE: train a zoo encoder on a pairs file (MSE to the codewords)")
+    r.add_argument("--pairs", required=True, help="the BS's pairs file")
+    r.add_argument("--encoder", required=True, help="zoo name whose encoder the UE trains, e.g. crnet_se")
+    r.add_argument("--out", required=True, help="run directory (best.keras = the encoder)")
+    r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    _add_train_args(r)
+    r = roles.add_parser("ue-export", help="UE: write CSI and its encoder's codewords to a pairs file")
+    r.add_argument("--encoder", required=True, help="the UE encoder (.keras from ue-train)")
+    r.add_argument("--pairs", default=None, help="take the CSI of this pairs file (default: --data)")
+    r.add_argument("--out", required=True, help="the pairs file to write (.npz)")
+    _add_data_args(r, {"train": 20000})
+    r = roles.add_parser("bs-finetune", help="BS: fine-tune its decoder on the UE's pairs file")
+    r.add_argument("--model", required=True, help="the BS's autoencoder (.keras) whose decoder is tuned")
+    r.add_argument("--pairs", required=True, help="the UE's pairs file")
+    r.add_argument("--out", required=True, help="run directory (best.keras = the decoder)")
+    r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    _add_train_args(r, epochs=5, lr=2e-4)
+    for r in roles.choices["bs-export"], roles.choices["ue-export"]:
+        r.add_argument("--codeword-bits", type=int, default=None, help="quantize codewords to so many bits")
+        r.add_argument("--csi-bits", type=int, default=None, help="quantize CSI to so many bits")
+    r = roles.add_parser("evaluate", help="NMSE of a UE encoder joined to a BS decoder")
+    r.add_argument("--encoder", required=True, help="the UE encoder (.keras)")
+    r.add_argument("--decoder", required=True, help="the BS decoder (.keras from bs-finetune, or an autoencoder)")
+    _add_data_args(r, {"test": 2000})
+    p.set_defaults(func=cmd_ip_kd)
+
+    p = sub.add_parser(
+        "experiment",
+        help="run a paper table (Lu et al. I-III, Cui et al. II, V-VIII, XII); `list` lists them",
+        description="Train every row of a paper table at a scale (small: minutes on 2 CPU cores; paper: "
+        "the paper's samples and epochs) and write results.md/json beside the paper's numbers, "
+        "with training curves. Interrupted experiments resume.",
+    )
+    p.add_argument("name", help="an experiment name, or `list`")
+    p.add_argument("--scale", default="small", choices=("small", "paper"), help="(default: small)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/<name>)")
+    p.add_argument("--cr", type=int, nargs="+", default=None, help="compression ratios (default: the table's)")
+    p.add_argument("--teachers", default=None, help="where teachers are trained or found (default: <out>/teachers)")
+    p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
+    p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
+    for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size"):
+        p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
+    p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")

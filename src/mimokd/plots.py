@@ -34,3 +34,23 @@ def plot_training_curves(logs, path, metrics=("nmse", "val_nmse")):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def plot_sweep(values, series, path, xlabel, ylabel="NMSE (dB)"):
+    """Plot several ``{label: [y per value]}`` series against the swept ``values`` and save a PNG.
+
+    ``None`` entries (a value a series does not have) are left out of that series.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for label, ys in series.items():
+        points = [(x, y) for x, y in zip(values, ys) if y is not None]
+        if points:
+            ax.plot(*zip(*points), "o-", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,20 @@
+"""Paper tables and figures as configs: ``mimokd experiment <name>`` (see :func:`run_experiment`).
+
+Each :class:`Experiment` is data (:mod:`mimokd.experiments.csi_kd` holds the KD tables of Lu et al.
+and Cui et al.); :func:`run_experiment` trains its rows at a :class:`Scale` and writes the table
+beside the paper's numbers, with training curves.
+"""
+
+from mimokd.experiments.csi_kd import EXPERIMENTS
+from mimokd.experiments.runner import run_experiment
+from mimokd.experiments.spec import METHODS, Experiment, Run, Scale
+
+
+def get_experiment(name):
+    """The registered :class:`Experiment` called ``name``."""
+    if name not in EXPERIMENTS:
+        raise KeyError(f"Unknown experiment {name!r}. Expected one of {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+__all__ = ["EXPERIMENTS", "METHODS", "Experiment", "Run", "Scale", "get_experiment", "run_experiment"]

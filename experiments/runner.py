@@ -1,0 +1,226 @@
+"""Run an :class:`~mimokd.experiments.spec.Experiment`: train its teacher and rows, evaluate, report.
+
+Layout of the output directory::
+
+    teachers/<teacher>_cr<k>/     the teacher's run (reused by every row; --teachers shares it)
+    cr<k>/<run>/                  each row's run directory(ies) and its result.json
+    results.md, results.json      the table: ours beside the paper's, with the data and the scale
+    curves_cr<k>.png              validation NMSE per epoch of every row
+    sweep.png                     NMSE against the swept setting (sweep tables only)
+
+A row whose ``result.json`` exists (for the same scale and data) is not trained again, so an
+interrupted experiment resumes where it stopped; inside a row, training resumes from its backup.
+"""
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from mimokd.channels import load_csi
+from mimokd.fileio import write_json, write_text
+from mimokd.plots import plot_sweep, plot_training_curves
+from mimokd.tables import markdown_table
+from mimokd.train import TrainConfig, evaluate_autoencoder, fit_autoencoder
+from mimokd.train.codeword_mimic import fit_codeword_mimic, stage_codeword_mse
+from mimokd.train.distill import fit_distillation, fit_encoder_kd
+from mimokd.train.ip_kd import fit_ip_kd, fit_sequential
+from mimokd.train.runs import read_log
+from mimokd.zoo import create_model
+
+
+def _config(scale, seed, epochs=None, **overrides):
+    return TrainConfig(epochs=epochs or scale.epochs, batch_size=scale.batch_size, seed=seed, **overrides)
+
+
+def _finetune_config(scale, seed):
+    """Second stages (encoder-KD fine-tuning, BS decoder fine-tuning): a tenth of the learning rate."""
+    return _config(scale, seed, epochs=scale.finetune_epochs(), peak_lr=2e-4, floor_lr=5e-6, warmup_fraction=0.0)
+
+
+def _seconds(*logs):
+    return float(sum(np.nansum(read_log(log)["seconds"]) for log in logs))
+
+
+def _train_row(run, cr, teacher, data, run_dir, scale, seed, verbose):
+    """Train one row; returns ``(autoencoder, {extra results}, curve log path)``."""
+    config = _config(scale, seed)
+    student = create_model(run.model, cr=cr)
+    params = dict(run.params)
+    if run.method == "vanilla":
+        fit_autoencoder(lambda: student, data["train"], data["val"], out_dir=run_dir, config=config, verbose=verbose)
+        return keras.saving.load_model(run_dir / "best.keras"), {}, run_dir / "log.csv"
+    if run.method in ("output-kd", "autoencoder-kd"):
+        fit_distillation(run.method, teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
+                         verbose=verbose, **params)
+        return keras.saving.load_model(run_dir / "best.keras"), {}, run_dir / "log.csv"
+    if run.method == "codeword-mimic":
+        mimic_epochs = max(1, round(params.pop("mimic_fraction", 0.2) * scale.epochs))
+        fit_codeword_mimic(teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
+                           mimic_epochs=mimic_epochs, verbose=verbose, **params)
+        mid = stage_codeword_mse(run_dir / "log.csv", mimic_epochs)["mse_cm_mid"]
+        return keras.saving.load_model(run_dir / "best.keras"), {"mse_cm_mid": mid}, run_dir / "log.csv"
+    if run.method == "encoder-kd":
+        fit_encoder_kd(teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
+                       finetune_config=_finetune_config(scale, seed), verbose=verbose)
+        times = {"distill_s": _seconds(run_dir / "distill" / "log.csv"),
+                 "finetune_s": _seconds(run_dir / "finetune" / "log.csv")}
+        return keras.saving.load_model(run_dir / "finetune" / "best.keras"), times, run_dir / "finetune" / "log.csv"
+    if run.method == "ip-kd":
+        model, sizes = fit_ip_kd(teacher, student.encoder, data["train"], out_dir=run_dir, config=config,
+                                 finetune_config=_finetune_config(scale, seed), verbose=verbose, **params)
+        times = {"distill_s": _seconds(run_dir / "ue" / "log.csv"), "finetune_s": _seconds(run_dir / "bs" / "log.csv")}
+        return model, {**sizes, **times}, run_dir / "bs" / "log.csv"
+    if run.method == "sequential":
+        model = fit_sequential(lambda: create_model(run.model, cr=cr), student.encoder, data["train"], data["val"],
+                               out_dir=run_dir, config=config, verbose=verbose, **params)
+        return model, {"distill_s": _seconds(run_dir / "bs" / "log.csv", run_dir / "ue" / "log.csv")}, \
+            run_dir / "bs" / "log.csv"
+    raise ValueError(f"No trainer for method {run.method!r}")
+
+
+def _codeword_mse(teacher, model, csi):
+    """Test-set MSE between the teacher's and ``model``'s codewords (``None`` if lengths differ)."""
+    if teacher is None or teacher.codeword_dim != model.codeword_dim:
+        return None
+    t = teacher.encoder.predict(csi, batch_size=500, verbose=0)
+    s = model.encoder.predict(csi, batch_size=500, verbose=0)
+    return float(np.mean((t - s) ** 2))
+
+
+def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
+    """Train and evaluate a row unless its ``result.json`` (same scale and data) exists."""
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        saved = json.loads(result_path.read_text())
+        if saved.get("stamp") != stamp:
+            raise ValueError(
+                f"{run_dir} holds a result for another scale or dataset ({saved.get('stamp')}); "
+                f"use another --out for {stamp}"
+            )
+        return saved["row"], Path(saved["curve_log"])
+    start = time.perf_counter()
+    model, extra, curve_log = _train_row(run, cr, teacher, data, run_dir, scale, seed, verbose)
+    train_s = time.perf_counter() - start
+    metrics = evaluate_autoencoder(model, data["test"], batch_size=scale.batch_size)
+    row = {
+        "ratio": f"1/{cr}",
+        "cr": cr,
+        "network": run.label,
+        "model": run.model,
+        "method": run.method,
+        "setting": ", ".join(f"{k}={v}" for k, v in run.params.items()),
+        "params": dict(run.params),
+        **metrics,
+        "train_s": train_s,
+        "mse_cm_end": _codeword_mse(teacher, model, data["test"]),
+        **extra,
+    }
+    for key, value in run.paper.get(cr, {}).items():
+        row[f"paper_{key}"] = value
+    write_json(result_path, {"stamp": stamp, "row": row, "curve_log": str(curve_log)})
+    return row, curve_log
+
+
+def _teacher(experiment, cr, data, teachers_dir, scale, seed, verbose, stamp):
+    from mimokd.experiments.spec import Run
+
+    run = Run(f"{experiment.teacher} (teacher)", experiment.teacher, paper=experiment.teacher_paper)
+    run_dir = Path(teachers_dir) / f"{experiment.teacher}_cr{cr}"
+    row, log = _run_row(run, cr, None, data, run_dir, scale, seed, verbose, stamp)
+    return keras.saving.load_model(run_dir / "best.keras"), row, log
+
+
+def _with_gains(rows):
+    """Add ``gain_db``: NMSE of the same network's vanilla row at that ratio minus this row's."""
+    vanilla = {(r["cr"], r["model"]): r["nmse_db"] for r in rows if r["method"] == "vanilla"}
+    for r in rows:
+        base = vanilla.get((r["cr"], r["model"]))
+        r["gain_db"] = None if base is None or r["method"] == "vanilla" else base - r["nmse_db"]
+    return rows
+
+
+def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ratios=None, seed=0,
+                   teachers_dir=None, verbose="auto"):
+    """Run ``experiment`` (see the module docstring) and return its result rows.
+
+    Args:
+        experiment: an :class:`~mimokd.experiments.spec.Experiment`.
+        out_dir: the output directory.
+        scale: a :class:`~mimokd.experiments.spec.Scale` (default: ``experiment.small``).
+        data: a CSI source for :func:`mimokd.channels.load_csi` (built-in indoor by default).
+        ratios: the compression ratios to run (default: the table's; others have no paper numbers).
+        seed: data and training seed.
+        teachers_dir: where teachers are trained or found (default: ``out_dir/teachers``).
+    """
+    scale = scale or experiment.small
+    ratios = tuple(ratios or experiment.ratios)  # others than the table's run with no paper column
+    out = Path(out_dir)
+    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in asdict(scale).items())
+    print(f"{experiment.name}: {experiment.title} [{experiment.source}]\n  {stamp}")
+    csi = {split: load_csi(data, split=split, num_samples=getattr(scale, split), seed=seed)
+           for split in ("train", "val", "test")}
+    rows, curves = [], {}
+    for cr in ratios:
+        print(f"-- 1/{cr}: teacher {experiment.teacher}")
+        teacher, row, log = _teacher(experiment, cr, csi, teachers_dir or out / "teachers", scale, seed, verbose,
+                                     stamp)
+        rows.append(row)
+        curves.setdefault(cr, {})[row["network"]] = log
+        for run in experiment.runs:
+            print(f"-- 1/{cr}: {run.label} ({run.method})")
+            row, log = _run_row(run, cr, teacher, csi, out / f"cr{cr}" / run.slug, scale, seed, verbose, stamp)
+            rows.append(row)
+            curves[cr][run.label] = log
+    _write_report(experiment, out, _with_gains(rows), curves, scale, data, seed)
+    return rows
+
+
+COLUMNS = [
+    ("ratio", "ratio"),
+    ("network", "network"),
+    ("method", "method"),
+    ("setting", "setting"),
+    ("nmse_db", "NMSE ours (dB)"),
+    ("paper_nmse_db", "NMSE paper (dB)"),
+    ("gain_db", "gain vs vanilla (dB)"),
+    ("rho", "rho"),
+    ("train_s", "train (s)"),
+]
+
+
+def _write_report(experiment, out, rows, curves, scale, data, seed):
+    columns = list(COLUMNS)
+    for key, header in experiment.extra:
+        columns += [(key, f"{header} ours"), (f"paper_{key}", f"{header} paper")]
+        if key.endswith("_s"):  # times: the paper gives hours
+            columns[-1] = (f"paper_{key[:-2]}_h", f"{header[:-4]} paper (h)")
+    if any("paper_train_h" in r for r in rows):
+        columns.append(("paper_train_h", "train paper (h)"))
+    header = (
+        f"# {experiment.name}: {experiment.title}\n\n"
+        f"Paper: {experiment.source}. {experiment.note}\n\n"
+        f"Data: `{data}` (seed {seed}), {scale.train} training / {scale.val} validation / {scale.test} test "
+        f"samples; {scale.epochs} epochs, batch {scale.batch_size}. The paper trained on 100,000 samples for "
+        f"{experiment.paper.epochs} epochs on its own data, so compare orderings and gains, not levels.\n\n"
+        "NMSE: global mean over the test set, in dB (lower is better); gain: the same network's vanilla NMSE "
+        "minus this row's (positive = KD helped). MSE_cm: mean squared difference of teacher and student "
+        "codewords per element (end: test set after training; mid: validation set after the mimic stage).\n\n"
+    )
+    table = markdown_table(rows, columns)
+    write_text(out / "results.md", header + table)
+    write_json(out / "results.json", {"experiment": experiment.name, "source": experiment.source, "data": data,
+                                      "seed": seed, "scale": asdict(scale), "rows": rows})
+    for cr, logs in curves.items():
+        plot_training_curves(logs, out / f"curves_cr{cr}.png", metrics=("val_nmse",))
+    if experiment.sweep:
+        points = [r for r in rows if experiment.sweep in r["params"]]
+        plot_sweep([r["params"][experiment.sweep] for r in points], {
+            "ours": [r["nmse_db"] for r in points],
+            f"paper ({experiment.source})": [r.get("paper_nmse_db") for r in points],
+        }, out / "sweep.png", xlabel=experiment.sweep)
+    print(table, end="")
+    print(f"wrote {out / 'results.md'}, results.json and plots")
