@@ -21,65 +21,12 @@ import keras
 import numpy as np
 
 from mimokd.channels import load_csi
+from mimokd.export.flops import count_complexity
 from mimokd.fileio import write_json, write_text
 from mimokd.plots import plot_sweep, plot_training_curves
 from mimokd.tables import markdown_table
-from mimokd.train import TrainConfig, evaluate_autoencoder, fit_autoencoder
-from mimokd.train.codeword_mimic import fit_codeword_mimic, stage_codeword_mse
-from mimokd.train.distill import fit_distillation, fit_encoder_kd
-from mimokd.train.ip_kd import fit_ip_kd, fit_sequential
-from mimokd.train.runs import read_log
-from mimokd.zoo import create_model
-
-
-def _config(scale, seed, epochs=None, **overrides):
-    return TrainConfig(epochs=epochs or scale.epochs, batch_size=scale.batch_size, seed=seed, **overrides)
-
-
-def _finetune_config(scale, seed):
-    """Second stages (encoder-KD fine-tuning, BS decoder fine-tuning): a tenth of the learning rate."""
-    return _config(scale, seed, epochs=scale.finetune_epochs(), peak_lr=2e-4, floor_lr=5e-6, warmup_fraction=0.0)
-
-
-def _seconds(*logs):
-    return float(sum(np.nansum(read_log(log)["seconds"]) for log in logs))
-
-
-def _train_row(run, cr, teacher, data, run_dir, scale, seed, verbose):
-    """Train one row; returns ``(autoencoder, {extra results}, curve log path)``."""
-    config = _config(scale, seed)
-    student = create_model(run.model, cr=cr)
-    params = dict(run.params)
-    if run.method == "vanilla":
-        fit_autoencoder(lambda: student, data["train"], data["val"], out_dir=run_dir, config=config, verbose=verbose)
-        return keras.saving.load_model(run_dir / "best.keras"), {}, run_dir / "log.csv"
-    if run.method in ("output-kd", "autoencoder-kd"):
-        fit_distillation(run.method, teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
-                         verbose=verbose, **params)
-        return keras.saving.load_model(run_dir / "best.keras"), {}, run_dir / "log.csv"
-    if run.method == "codeword-mimic":
-        mimic_epochs = max(1, round(params.pop("mimic_fraction", 0.2) * scale.epochs))
-        fit_codeword_mimic(teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
-                           mimic_epochs=mimic_epochs, verbose=verbose, **params)
-        mid = stage_codeword_mse(run_dir / "log.csv", mimic_epochs)["mse_cm_mid"]
-        return keras.saving.load_model(run_dir / "best.keras"), {"mse_cm_mid": mid}, run_dir / "log.csv"
-    if run.method == "encoder-kd":
-        fit_encoder_kd(teacher, student, data["train"], data["val"], out_dir=run_dir, config=config,
-                       finetune_config=_finetune_config(scale, seed), verbose=verbose)
-        times = {"distill_s": _seconds(run_dir / "distill" / "log.csv"),
-                 "finetune_s": _seconds(run_dir / "finetune" / "log.csv")}
-        return keras.saving.load_model(run_dir / "finetune" / "best.keras"), times, run_dir / "finetune" / "log.csv"
-    if run.method == "ip-kd":
-        model, sizes = fit_ip_kd(teacher, student.encoder, data["train"], out_dir=run_dir, config=config,
-                                 finetune_config=_finetune_config(scale, seed), verbose=verbose, **params)
-        times = {"distill_s": _seconds(run_dir / "ue" / "log.csv"), "finetune_s": _seconds(run_dir / "bs" / "log.csv")}
-        return model, {**sizes, **times}, run_dir / "bs" / "log.csv"
-    if run.method == "sequential":
-        model = fit_sequential(lambda: create_model(run.model, cr=cr), student.encoder, data["train"], data["val"],
-                               out_dir=run_dir, config=config, verbose=verbose, **params)
-        return model, {"distill_s": _seconds(run_dir / "bs" / "log.csv", run_dir / "ue" / "log.csv")}, \
-            run_dir / "bs" / "log.csv"
-    raise ValueError(f"No trainer for method {run.method!r}")
+from mimokd.train import TrainConfig, evaluate_autoencoder
+from mimokd.train.methods import fit_method
 
 
 def _codeword_mse(teacher, model, csi):
@@ -103,9 +50,14 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
             )
         return saved["row"], Path(saved["curve_log"])
     start = time.perf_counter()
-    model, extra, curve_log = _train_row(run, cr, teacher, data, run_dir, scale, seed, verbose)
+    model, extra, curve_log = fit_method(
+        run.method, run.model, cr, data["train"], data["val"], out_dir=run_dir, teacher=teacher,
+        config=TrainConfig(epochs=scale.epochs, batch_size=scale.batch_size, seed=seed),
+        finetune_epochs=scale.finetune_epochs(), verbose=verbose, **run.params,
+    )
     train_s = time.perf_counter() - start
     metrics = evaluate_autoencoder(model, data["test"], batch_size=scale.batch_size)
+    complexity = count_complexity(model.encoder)
     row = {
         "ratio": f"1/{cr}",
         "cr": cr,
@@ -115,6 +67,9 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
         "setting": ", ".join(f"{k}={v}" for k, v in run.params.items()),
         "params": dict(run.params),
         **metrics,
+        "ue_params": complexity.params,
+        "ue_params_binary": complexity.params_binary,
+        "ue_flops": complexity.flops,
         "train_s": train_s,
         "mse_cm_end": _codeword_mse(teacher, model, data["test"]),
         **extra,
@@ -188,6 +143,8 @@ COLUMNS = [
     ("paper_nmse_db", "NMSE paper (dB)"),
     ("gain_db", "gain vs vanilla (dB)"),
     ("rho", "rho"),
+    ("ue_params_binary", "UE params (1 bit = 1/32)"),
+    ("ue_flops", "UE FLOPs"),
     ("train_s", "train (s)"),
 ]
 

@@ -8,16 +8,7 @@ cores (``small``) or at the paper's size on a GPU (``paper``).
 
 from dataclasses import dataclass, field, replace
 
-#: The training methods a :class:`Run` can name (``mimokd.experiments.runner`` maps each to a trainer).
-METHODS = (
-    "vanilla",
-    "output-kd",
-    "autoencoder-kd",
-    "codeword-mimic",
-    "encoder-kd",
-    "ip-kd",
-    "sequential",
-)
+from mimokd.train.methods import METHODS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ ROLES = {
     "autoencoder": "a CSI autoencoder (CSI [batch, 2, H, W] -> CSI), e.g. best.keras of `mimokd train`",
     "encoder": "a UE encoder (CSI [batch, 2, H, W] -> codeword [batch, D]), "
     "e.g. best.keras of `mimokd ip-kd ue-train`",
-    "decoder": "a BS decoder (codeword [batch, D] -> CSI [batch, 2, H, W]), e.g. best.keras of `mimokd ip-kd bs-finetune`",
+    "decoder": "a BS decoder (codeword [batch, D] -> CSI [batch, 2, H, W]), "
+    "e.g. best.keras of `mimokd ip-kd bs-finetune`",
 }
 
 

@@ -224,6 +224,7 @@ def cmd_pipeline(args):
         teacher=args.teacher,
         student=args.student,
         cr=args.cr,
+        method=args.method,
         samples=(args.train_samples, args.val_samples, args.test_samples),
         config=_train_config(args),
         seed=args.seed,
@@ -243,15 +244,18 @@ def build_parser():
 
     p = sub.add_parser(
         "pipeline",
-        help="the main job: generate data, train teacher and student, evaluate, write a report",
+        help="the main job: generate data, train teacher and student, distill, evaluate, report",
         description="Generate built-in indoor CSI (written and read back in the COST2100 .mat "
-        "format), train a teacher and a student autoencoder, evaluate both, and write "
-        "results.md, results.json and curves.png to --out.",
+        "format), train a teacher and a student autoencoder, train the student again by KD from "
+        "the teacher, evaluate all three, and write results.md, results.json and curves.png to --out.",
     )
     p.add_argument("--out", default="runs/pipeline", help="output directory (default: runs/pipeline)")
-    p.add_argument("--teacher", default="crnet", help="teacher model name (default: crnet)")
-    p.add_argument("--student", default="bcrnet", help="student model name (default: bcrnet)")
-    p.add_argument("--cr", type=int, default=4, help="compression ratio 1/gamma (default: 4)")
+    p.add_argument("--teacher", default="crnet_cui", help="teacher model name (default: crnet_cui)")
+    p.add_argument("--student", default="crnet_se", help="student model name (default: crnet_se)")
+    p.add_argument("--method", default="encoder-kd",
+                   choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd"),
+                   help="the KD method for the student (default: encoder-kd)")
+    p.add_argument("--cr", type=int, default=16, help="compression ratio 1/gamma (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
     p.add_argument("--train-samples", type=int, default=3000, help="(default: 3000)")
     p.add_argument("--val-samples", type=int, default=500, help="(default: 500)")

@@ -1,0 +1,122 @@
+"""Experiments: configs are consistent, a tiny table runs end to end, resumes, refuses mixed scales;
+``fit_method`` dispatches every method."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from mimokd.experiments import EXPERIMENTS, Experiment, Run, Scale, get_experiment, run_experiment
+from mimokd.metrics import nmse_db
+from mimokd.train import TrainConfig
+from mimokd.train.methods import METHODS, NEEDS_TEACHER, fit_method
+from mimokd.zoo import create_model, list_models
+
+TINY = Scale(train=40, val=20, test=20, epochs=1, batch_size=20)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_configs_name_registered_models_and_paper_numbers(name):
+    experiment = get_experiment(name)
+    assert experiment.name == name
+    assert experiment.teacher in list_models()
+    assert set(experiment.teacher_paper) <= set(experiment.ratios)
+    for run in experiment.runs:
+        assert run.model in list_models() and run.method in METHODS
+        assert set(run.paper) <= set(experiment.ratios)  # paper numbers only for the table's ratios
+        for numbers in run.paper.values():
+            assert isinstance(numbers["nmse_db"], float)
+    slugs = [run.slug for run in experiment.runs]
+    labels = [run.label for run in experiment.runs]
+    assert len(set(slugs)) == len(slugs) and len(set(labels)) == len(labels)
+    if experiment.sweep:
+        assert all(experiment.sweep in run.params for run in experiment.runs if run.method != "vanilla")
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(KeyError, match="Unknown experiment 'lu-table9'"):
+        get_experiment("lu-table9")
+    with pytest.raises(ValueError, match="Unknown method 'magic'"):
+        Run("x", "crnet_se", "magic")
+    with pytest.raises(ValueError, match="Unknown training method"):
+        fit_method("magic", "crnet_se", 32, None, None, out_dir=None)
+    with pytest.raises(ValueError, match="needs a trained teacher"):
+        fit_method("encoder-kd", "crnet_se", 32, None, None, out_dir=None)
+    assert set(NEEDS_TEACHER) < set(METHODS)
+
+
+def test_scale_overrides():
+    scale = TINY.with_overrides(epochs=4, train=None)
+    assert (scale.epochs, scale.train) == (4, TINY.train)
+    assert scale.finetune_epochs() == 1
+
+
+SWEEP = Experiment(
+    name="tiny-sweep",
+    title="tiny",
+    source="none",
+    teacher="crnet_cui",
+    teacher_paper={32: {"nmse_db": -7.9}},
+    ratios=(32,),
+    runs=(
+        Run("vanilla", "crnet_se", paper={32: {"nmse_db": -7.11}}),
+        Run("a=0.3", "crnet_se", "autoencoder-kd", {"alpha": 0.3, "temperature": 5.0}),
+        Run("a=0.7", "crnet_se", "autoencoder-kd", {"alpha": 0.7, "temperature": 5.0}),
+    ),
+    small=TINY,
+    paper=TINY,
+    sweep="alpha",
+)
+
+
+def test_tiny_experiment_writes_table_plots_and_resumes(tmp_path):
+    rows = run_experiment(SWEEP, out_dir=tmp_path, verbose=0)
+    assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3", "a=0.7"]
+    for name in ("results.md", "results.json", "curves_cr32.png", "sweep.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["scale"]["train"] == TINY.train and len(saved["rows"]) == 4
+    by_label = {r["network"]: r for r in saved["rows"]}
+    assert by_label["vanilla"]["paper_nmse_db"] == -7.11 and "paper_nmse_db" not in by_label["a=0.3"]
+    # the gain is the vanilla row's NMSE minus the row's
+    assert by_label["a=0.3"]["gain_db"] == pytest.approx(by_label["vanilla"]["nmse_db"] - by_label["a=0.3"]["nmse_db"])
+    # the reported NMSE is that of the saved student on the test split
+    from mimokd.channels import load_csi
+
+    test = load_csi("builtin-indoor", split="test", num_samples=TINY.test)
+    student = keras.saving.load_model(tmp_path / "cr32" / SWEEP.runs[1].slug / "best.keras")
+    assert by_label["a=0.3"]["nmse_db"] == pytest.approx(nmse_db(test, student.predict(test, verbose=0)), abs=1e-4)
+    assert "| a=0.3 |" in (tmp_path / "results.md").read_text()
+
+    logs = sorted(tmp_path.rglob("log.csv"))
+    stamps = [p.stat().st_mtime_ns for p in logs]
+    again = run_experiment(SWEEP, out_dir=tmp_path, verbose=0)  # every row done: nothing retrained
+    assert [p.stat().st_mtime_ns for p in logs] == stamps
+    assert [r["nmse_db"] for r in again] == [r["nmse_db"] for r in rows]
+    with pytest.raises(ValueError, match="another scale or dataset"):
+        run_experiment(SWEEP, out_dir=tmp_path, scale=TINY.with_overrides(epochs=2), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    rng = np.random.default_rng(1)
+    x = (0.5 + 0.1 * rng.standard_normal((60, 2, 32, 32))).clip(0, 1).astype("float32")
+    return x[:40], x[40:]
+
+
+@pytest.mark.parametrize("method", ["codeword-mimic", "ip-kd", "sequential"])
+def test_fit_method_returns_the_deployable_autoencoder(method, tiny_data, tmp_path):
+    train, val = tiny_data
+    teacher = create_model("crnet_cui", cr=32)
+    before = [w.copy() for w in teacher.get_weights()]
+    model, extras, log = fit_method(method, "crnet_se", 32, train, val, out_dir=tmp_path, teacher=teacher,
+                                    config=TrainConfig(epochs=2, batch_size=20))
+    assert model.input_shape == (None, 2, 32, 32) and model.output_shape == (None, 2, 32, 32)
+    assert model.codeword_dim == 64
+    assert log.is_file() and "val_nmse" in log.read_text().splitlines()[0]
+    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
+    if method == "codeword-mimic":
+        assert np.isfinite(extras["mse_cm_mid"])
+    else:
+        assert extras["distill_s"] > 0

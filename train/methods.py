@@ -1,0 +1,104 @@
+"""Every training method by name: one call that trains a zoo student and returns the deployable
+autoencoder, for the pipeline, the experiments and scripts.
+
+======================  =====================================================================
+``vanilla``             MSE to the ground truth (:func:`~mimokd.train.vanilla.fit_autoencoder`)
+``output-kd``           Tang et al. output KD (:func:`~mimokd.train.distill.fit_distillation`)
+``autoencoder-kd``      Cui et al. eq. (10) (:func:`~mimokd.train.distill.fit_distillation`)
+``codeword-mimic``      Lu et al. eq. (4)-(5), mimic-explore
+                        (:func:`~mimokd.train.codeword_mimic.fit_codeword_mimic`)
+``encoder-kd``          Cui et al. eq. (11) + fine-tuning (:func:`~mimokd.train.distill.fit_encoder_kd`)
+``ip-kd``               the two-party variant (:func:`~mimokd.train.ip_kd.fit_ip_kd`)
+``sequential``          BS-first sequential training (:func:`~mimokd.train.ip_kd.fit_sequential`)
+======================  =====================================================================
+"""
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+
+from mimokd.train.codeword_mimic import fit_codeword_mimic, stage_codeword_mse
+from mimokd.train.distill import fit_distillation, fit_encoder_kd
+from mimokd.train.ip_kd import fit_ip_kd, fit_sequential
+from mimokd.train.runs import read_log
+from mimokd.train.vanilla import TrainConfig, fit_autoencoder
+from mimokd.zoo import create_model
+
+METHODS = ("vanilla", "output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd", "sequential")
+NEEDS_TEACHER = ("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd")
+
+
+def finetune_config(config, epochs):
+    """The second stage of encoder KD and of the two-party variant: ``epochs`` epochs at a tenth
+    of ``config``'s learning rates, no warm-up."""
+    return replace(config, epochs=epochs, peak_lr=config.peak_lr / 10, floor_lr=config.floor_lr / 10,
+                   warmup_fraction=0.0)
+
+
+def _seconds(*logs):
+    """Training wall time summed over the epochs of run logs (the ``seconds`` column)."""
+    return float(sum(np.nansum(read_log(log)["seconds"]) for log in logs))
+
+
+def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, config=None, finetune_epochs=None,
+               verbose="auto", **params):
+    """Train the zoo network ``model`` at ratio ``1/cr`` by ``method`` (one of ``METHODS``).
+
+    Args:
+        method: the training method.
+        model: registered name of the student (or of the network trained, for ``vanilla`` and
+            ``sequential``).
+        cr: compression ratio.
+        train_csi, val_csi: float32 ``[N, 2, H, W]`` in [0, 1].
+        out_dir: the run directory (two-stage methods make sub-directories).
+        teacher: the trained teacher :class:`~mimokd.zoo.CsiAutoencoder` (methods in
+            ``NEEDS_TEACHER``).
+        config: :class:`~mimokd.train.TrainConfig` of the (first) stage.
+        finetune_epochs: epochs of the second stage (encoder KD, the variant's decoder); default a
+            quarter of ``config.epochs``.
+        **params: the method's settings (``weight``; ``alpha``, ``temperature``; ``mimic_fraction``
+            (share of the epochs spent mimicking), ``scheduler``, ``alpha0``; ``codeword_bits``).
+
+    Returns:
+        ``(autoencoder, extras, curve_log)``: the deployable autoencoder at its best checkpoint,
+        a dict of method-specific results (stage times ``distill_s`` / ``finetune_s``, codeword
+        MSE after the mimic stage ``mse_cm_mid``, pairs-file sizes), and the ``log.csv`` whose
+        ``val_nmse`` tracks the autoencoder.
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown training method {method!r}. Expected one of {METHODS}")
+    if method in NEEDS_TEACHER and teacher is None:
+        raise ValueError(f"Method {method!r} needs a trained teacher; pass teacher=")
+    config = config or TrainConfig()
+    second = finetune_config(config, finetune_epochs or max(1, config.epochs // 4))
+    student = create_model(model, cr=cr)
+    data = (train_csi, val_csi)
+    load = keras.saving.load_model
+    if method == "vanilla":
+        fit_autoencoder(lambda: student, *data, out_dir=out_dir, config=config, verbose=verbose)
+        return load(out_dir / "best.keras"), {}, out_dir / "log.csv"
+    if method in ("output-kd", "autoencoder-kd"):
+        fit_distillation(method, teacher, student, *data, out_dir=out_dir, config=config, verbose=verbose, **params)
+        return load(out_dir / "best.keras"), {}, out_dir / "log.csv"
+    if method == "codeword-mimic":
+        mimic_epochs = max(1, round(params.pop("mimic_fraction", 0.2) * config.epochs))
+        fit_codeword_mimic(teacher, student, *data, out_dir=out_dir, config=config, mimic_epochs=mimic_epochs,
+                           verbose=verbose, **params)
+        mid = stage_codeword_mse(out_dir / "log.csv", mimic_epochs)["mse_cm_mid"]
+        return load(out_dir / "best.keras"), {"mse_cm_mid": mid}, out_dir / "log.csv"
+    if method == "encoder-kd":
+        fit_encoder_kd(teacher, student, *data, out_dir=out_dir, config=config, finetune_config=second,
+                       verbose=verbose)
+        times = {"distill_s": _seconds(out_dir / "distill" / "log.csv"),
+                 "finetune_s": _seconds(out_dir / "finetune" / "log.csv")}
+        return load(out_dir / "finetune" / "best.keras"), times, out_dir / "finetune" / "log.csv"
+    if method == "ip-kd":
+        autoencoder, sizes = fit_ip_kd(teacher, student.encoder, train_csi, out_dir=out_dir, config=config,
+                                       finetune_config=second, verbose=verbose, **params)
+        times = {"distill_s": _seconds(out_dir / "ue" / "log.csv"), "finetune_s": _seconds(out_dir / "bs" / "log.csv")}
+        return autoencoder, {**sizes, **times}, out_dir / "bs" / "log.csv"
+    autoencoder = fit_sequential(lambda: create_model(model, cr=cr), student.encoder, *data, out_dir=out_dir,
+                                 config=config, verbose=verbose, **params)
+    return autoencoder, {"distill_s": _seconds(out_dir / "bs" / "log.csv", out_dir / "ue" / "log.csv")}, \
+        out_dir / "bs" / "log.csv"
