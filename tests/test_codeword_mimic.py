@@ -30,6 +30,11 @@ def data():
     return x[:40], x[40:]
 
 
+def _out(model, x):
+    """The model's output in inference mode (a direct call: cheaper than tracing ``predict``)."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def _values(weights):
     return [w.numpy().copy() for w in weights]
 
@@ -172,7 +177,8 @@ def mimic(data):
     keras.utils.set_random_seed(2)
     teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
     trainer = CodewordMimic(teacher.encoder, student, alpha=ALPHA, steps_per_epoch=STEPS)
-    trainer.compile(optimizer=keras.optimizers.Adam(2e-3))
+    # eager steps (cheaper than tracing on 2 cores); fit_codeword_mimic below trains as a graph
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3), run_eagerly=True)
     before = SimpleNamespace(teacher=_values(teacher.encoder.weights), student=_values(student.trainable_weights))
     history = trainer.fit(
         train, train, validation_data=(val, val), batch_size=20, epochs=2, shuffle=False, verbose=0
@@ -203,8 +209,8 @@ def test_codeword_mimic_loss_matches_numpy(mimic, data):
     _, val = data
     trainer, teacher, student = mimic.trainer, mimic.teacher, mimic.student
     result = trainer.evaluate(val, val, batch_size=len(val), return_dict=True, verbose=0)  # one batch
-    codeword_mse = np.mean((teacher.encoder.predict(val, verbose=0) - student.encoder.predict(val, verbose=0)) ** 2)
-    pred = student.predict(val, verbose=0)
+    codeword_mse = np.mean((_out(teacher.encoder, val) - _out(student.encoder, val)) ** 2)
+    pred = _out(student, val)
     reconstruction_mse = np.mean((val - pred) ** 2)
     # in validation, alpha is that of the epoch of the last step taken
     alpha = _alpha_at((int(trainer.optimizer.iterations.numpy()) - 1) // STEPS)
@@ -237,7 +243,9 @@ def test_codeword_mimic_encoder_optimizer(mimic, data):
     keras.utils.set_random_seed(4)
     student = create_model("crnet_se", cr=32)
     trainer = CodewordMimic(mimic.teacher.encoder, student, alpha=ALPHA, steps_per_epoch=STEPS)
-    trainer.compile(optimizer=keras.optimizers.Adam(2e-3), encoder_optimizer=keras.optimizers.Adam(0.0))
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(2e-3), encoder_optimizer=keras.optimizers.Adam(0.0), run_eagerly=True
+    )
     encoder_before = _values(student.encoder.trainable_weights)
     decoder_before = _values(student.decoder.trainable_weights)
     trainer.fit(train, train, batch_size=20, epochs=1, shuffle=False, verbose=0)
@@ -249,15 +257,16 @@ def test_codeword_mimic_encoder_optimizer(mimic, data):
 
 
 @pytest.mark.filterwarnings("ignore:`compile\\(\\)` was not called")
+@pytest.mark.filterwarnings("ignore:You are saving a model that has not yet been built")
 def test_codeword_mimic_save_load_round_trip(mimic, data, tmp_path):
     _, val = data
     trainer = mimic.trainer
     trainer.save(tmp_path / "cm.keras")
     loaded = keras.saving.load_model(tmp_path / "cm.keras")
     assert isinstance(loaded, CodewordMimic)
-    np.testing.assert_allclose(loaded.predict(val, verbose=0), trainer.predict(val, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(_out(loaded, val), _out(trainer, val), atol=1e-6)
     np.testing.assert_allclose(
-        loaded.teacher_encoder.predict(val, verbose=0), mimic.teacher.encoder.predict(val, verbose=0), atol=1e-6
+        _out(loaded.teacher_encoder, val), _out(mimic.teacher.encoder, val), atol=1e-6
     )
     saved, restored = trainer.get_weights(), loaded.get_weights()
     assert len(saved) == len(restored) and all(np.array_equal(a, b) for a, b in zip(saved, restored))
@@ -291,8 +300,8 @@ def test_fit_codeword_mimic_writes_run(data, tmp_path):
         model = keras.saving.load_model(tmp_path / name)
         assert type(model) is type(student) and model.get_config() == student.get_config()
     np.testing.assert_allclose(
-        keras.saving.load_model(tmp_path / "final.keras").predict(val, verbose=0),
-        student.predict(val, verbose=0),
+        _out(keras.saving.load_model(tmp_path / "final.keras"), val),
+        _out(student, val),
         atol=1e-6,
     )
 
@@ -314,6 +323,13 @@ def test_fit_codeword_mimic_writes_run(data, tmp_path):
     assert stages["mse_cm_mid"] == pytest.approx(by_epoch[1])  # after the last mimic epoch
     assert stages["mse_cm_end"] == pytest.approx(by_epoch[2])
     assert history.history["val_codeword_mse"] == pytest.approx([by_epoch[t] for t in range(3)])
+    # eq. (4) in the compiled test step (one validation batch, so the logged means are its terms)
+    for row in rows:
+        alpha = float(row["val_alpha"])
+        assert alpha == pytest.approx(float(row["alpha"]), rel=1e-6, abs=1e-12)
+        assert float(row["val_loss"]) == pytest.approx(
+            alpha * float(row["val_codeword_mse"]) + (1 - alpha) * float(row["val_reconstruction_mse"]), rel=1e-5
+        )
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -352,7 +368,7 @@ def test_fit_codeword_mimic_resumes(data, tmp_path):
     assert stages["mse_cm_mid"] == pytest.approx(float(rows[1]["val_codeword_mse"]))
     assert stages["mse_cm_end"] == pytest.approx(float(rows[2]["val_codeword_mse"]))
     np.testing.assert_allclose(
-        keras.saving.load_model(tmp_path / "final.keras").predict(val, verbose=0),
-        student.predict(val, verbose=0),
+        _out(keras.saving.load_model(tmp_path / "final.keras"), val),
+        _out(student, val),
         atol=1e-6,
     )

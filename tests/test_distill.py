@@ -39,6 +39,11 @@ def pair():
     return create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
 
 
+def _out(model, x):
+    """The model's output in inference mode (a direct call: cheaper than tracing ``predict``)."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 def _values(weights):
     return [w.numpy().copy() for w in weights]
 
@@ -141,6 +146,9 @@ def fitted(request, data):
     compile_autoencoder(
         trainer, config=TINY, steps_per_epoch=STEPS, metrics=() if name == "encoder_kd" else None
     )
+    # eager steps: tracing the train function costs several times the two steps on 2 cores; the
+    # run-directory tests below train autoencoder KD and encoder KD as compiled graphs
+    trainer.run_eagerly = True
     trained = student.encoder if name == "encoder_kd" else student
     before = SimpleNamespace(
         teacher=_values(teacher.weights),
@@ -181,13 +189,13 @@ def test_trainer_loss_terms_match_numpy(fitted, data):
     assert result["loss"] == pytest.approx(result["total_loss"], rel=1e-5)
 
     if fitted.name == "encoder_kd":
-        codeword_t = teacher.encoder.predict(val, verbose=0)
-        codeword_s = student.encoder.predict(val, verbose=0)
+        codeword_t = _out(teacher.encoder, val)
+        codeword_s = _out(student.encoder, val)
         assert result["distillation_loss"] == pytest.approx(np.mean((codeword_t - codeword_s) ** 2), rel=1e-4)
         assert result["student_loss"] == 0.0
         return
-    pred_t = teacher.predict(val, verbose=0)
-    pred_s = student.predict(val, verbose=0)
+    pred_t = _out(teacher, val)
+    pred_s = _out(student, val)
     assert result["student_loss"] == pytest.approx(np.mean((val - pred_s) ** 2), rel=1e-4)
     if fitted.name == "output_kd":
         expected = np.mean((pred_t - pred_s) ** 2)
@@ -203,9 +211,9 @@ def test_trainer_save_load_round_trip(fitted, data, tmp_path):
     trainer.save(tmp_path / "trainer.keras")
     loaded = keras.saving.load_model(tmp_path / "trainer.keras")
     assert isinstance(loaded, keras.distillation.Distiller)
-    np.testing.assert_allclose(loaded.predict(val, verbose=0), trainer.predict(val, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(_out(loaded, val), _out(trainer, val), atol=1e-6)
     np.testing.assert_allclose(
-        loaded.teacher.predict(val, verbose=0), trainer.teacher.predict(val, verbose=0), atol=1e-6
+        _out(loaded.teacher, val), _out(trainer.teacher, val), atol=1e-6
     )
     assert loaded.student_loss_weight == pytest.approx(fitted.weight)
     saved, restored = trainer.get_weights(), loaded.get_weights()  # teacher and student, BN stats included
@@ -254,13 +262,13 @@ def test_fit_distillation_writes_student_run(data, tmp_path):
     assert all(_unchanged(teacher_before, teacher.weights))
     assert not any(_unchanged(student_before, student.trainable_weights))
 
-    pred = student.predict(val, verbose=0)
+    pred = _out(student, val)
     for name in ("best.keras", "final.keras"):
         model = keras.saving.load_model(tmp_path / name)
         assert type(model) is type(student)
         assert model.get_config() == student.get_config()
         assert tuple(model.input_shape) == tuple(model.output_shape) == (None, 2, 32, 32)
-        np.testing.assert_allclose(model.predict(val, verbose=0), pred, atol=1e-6)  # one epoch
+        np.testing.assert_allclose(_out(model, val), pred, atol=1e-6)  # one epoch
 
     rows = _log(tmp_path / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0]
@@ -268,7 +276,7 @@ def test_fit_distillation_writes_student_run(data, tmp_path):
         assert key in rows[0] and f"val_{key}" in rows[0]
     assert "lr" in rows[0]
     # the logged validation CE is eq. (10) on the teacher's and the trained student's outputs
-    expected = _softmax_ce(teacher.predict(val, verbose=0), pred, 5.0)
+    expected = _softmax_ce(_out(teacher, val), pred, 5.0)
     assert float(rows[0]["val_distillation_loss"]) == pytest.approx(expected, rel=1e-5)
     assert float(rows[0]["val_student_loss"]) == pytest.approx(np.mean((val - pred) ** 2), rel=1e-4)
 
@@ -303,19 +311,19 @@ def test_fit_encoder_kd_writes_both_steps(data, tmp_path):
         assert tuple(encoder.input_shape) == (None, 2, 32, 32)
         assert tuple(encoder.output_shape) == (None, student.codeword_dim)
         np.testing.assert_allclose(
-            encoder.predict(val, verbose=0), student.encoder.predict(val, verbose=0), atol=1e-6
+            _out(encoder, val), _out(student.encoder, val), atol=1e-6
         )
     rows = _log(tmp_path / "distill" / "log.csv")
     for key in ("student_loss", "distillation_loss", "total_loss", "val_distillation_loss", "val_total_loss"):
         assert key in rows[0]
-    codeword_mse = np.mean((teacher.encoder.predict(val, verbose=0) - encoder.predict(val, verbose=0)) ** 2)
+    codeword_mse = np.mean((_out(teacher.encoder, val) - _out(encoder, val)) ** 2)
     assert float(rows[0]["val_distillation_loss"]) == pytest.approx(codeword_mse, rel=1e-4)
 
     # step 3: the student encoder on the teacher's decoder, fine-tuned
     for name in ("best.keras", "final.keras"):
         model = keras.saving.load_model(tmp_path / "finetune" / name)
         assert isinstance(model, ComposedAutoencoder)
-        np.testing.assert_allclose(model.predict(val, verbose=0), joined.predict(val, verbose=0), atol=1e-6)
+        np.testing.assert_allclose(_out(model, val), _out(joined, val), atol=1e-6)
     rows = _log(tmp_path / "finetune" / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0]  # default: a quarter of step 2's epochs, at least one
     for key in ("loss", "nmse", "val_loss", "val_nmse", "lr"):

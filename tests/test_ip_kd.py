@@ -3,7 +3,6 @@ the whole IP-protecting KD and sequential runs."""
 
 import json
 import re
-import zipfile
 
 import keras
 import numpy as np
@@ -212,13 +211,6 @@ def _write_truncated_npz(path):
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(EOFError, TypeError, zipfile.BadZipFile),
-    reason="load_pairs catches only OSError/ValueError around np.load: an empty file raises "
-    "EOFError, a .npy file TypeError (`with ndarray`), a truncated .npz zipfile.BadZipFile, "
-    "instead of the documented ValueError",
-)
 @pytest.mark.parametrize("write", [_write_empty, _write_npy, _write_truncated_npz],
                          ids=["empty", "npy", "truncated-npz"])
 def test_load_pairs_rejects_other_unreadable_files(tmp_path, write):
@@ -260,6 +252,11 @@ def test_load_pairs_rejects_inconsistent_arrays(tmp_path):
         np.savez(path, **{**good, **bad})
         with pytest.raises(ValueError):
             load_pairs(path)
+    nan = _codewords(4, 8)
+    nan[1, 2] = np.nan
+    np.savez(path, **{**good, "codewords": nan})
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        load_pairs(path)
 
 
 @pytest.mark.parametrize("case", ["nan", "inf", "short", "long", "1d", "csi_above_1", "csi_below_0"])

@@ -25,6 +25,7 @@ or unsigned integer codes with their ``*_low`` / ``*_high`` ranges and ``*_bits`
 """
 
 import math
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -130,9 +131,9 @@ def load_pairs(path):
         raise FileNotFoundError(f"No pairs file at {path} (expected a .npz from `mimokd ip-kd bs-export`)")
     try:
         with np.load(path) as data:
-            data = dict(data)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable pairs file (.npz): {err}") from err
+            data = dict(data)  # a .npy file gives an array, which is no context manager: TypeError
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable pairs file (.npz): {err!r}") from err
     version = int(data.get("version", -1))
     if version != PAIRS_VERSION:
         raise ValueError(f"{path} has pairs-file version {version}; this mimokd reads version {PAIRS_VERSION}")
@@ -140,6 +141,8 @@ def load_pairs(path):
     codewords = _unpack(data, "codewords", path)
     if codewords.ndim != 2 or len(codewords) != len(csi):
         raise ValueError(f"{path}: {len(csi)} CSI samples but codewords of shape {codewords.shape}")
+    if not np.isfinite(codewords).all():
+        raise ValueError(f"{path}: the codewords contain NaN or infinite values")
     return csi, codewords
 
 
