@@ -180,9 +180,7 @@ def mimic(data):
     # eager steps (cheaper than tracing on 2 cores); fit_codeword_mimic below trains as a graph
     trainer.compile(optimizer=keras.optimizers.Adam(2e-3), run_eagerly=True)
     before = SimpleNamespace(teacher=_values(teacher.encoder.weights), student=_values(student.trainable_weights))
-    history = trainer.fit(
-        train, train, validation_data=(val, val), batch_size=20, epochs=2, shuffle=False, verbose=0
-    )
+    history = trainer.fit(train, train, validation_data=(val, val), batch_size=20, epochs=2, shuffle=False, verbose=0)
     return SimpleNamespace(trainer=trainer, teacher=teacher, student=student, before=before, history=history)
 
 
@@ -227,11 +225,15 @@ def test_codeword_mimic_alpha_follows_iterations(mimic, data):
     iterations = trainer.optimizer.iterations
     start = int(iterations.numpy())
     try:
-        for step in (0, 1, 2, 3, 4, 5, 6, 9):
+        iterations.assign(0)  # before any step, validation takes epoch 0
+        logs = trainer.evaluate(val, val, batch_size=len(val), return_dict=True, verbose=0)
+        assert logs["alpha"] == pytest.approx(_alpha_at(0), rel=1e-6)
+        for step in (1, 2, 4, 7):  # inside epoch 0, first step of epoch 1, epoch 2, after T_cm = 3
             iterations.assign(step)
             logs = trainer.train_on_batch(train[:20], train[:20], return_dict=True)
             assert logs["alpha"] == pytest.approx(_alpha_at(step // STEPS), rel=1e-6, abs=1e-12), step
             assert int(iterations.numpy()) == step + 1
+            # validation after that step: the epoch of the step just taken
             logs = trainer.evaluate(val, val, batch_size=len(val), return_dict=True, verbose=0)
             assert logs["alpha"] == pytest.approx(_alpha_at(step // STEPS), rel=1e-6, abs=1e-12), step
     finally:
@@ -265,9 +267,7 @@ def test_codeword_mimic_save_load_round_trip(mimic, data, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "cm.keras")
     assert isinstance(loaded, CodewordMimic)
     np.testing.assert_allclose(_out(loaded, val), _out(trainer, val), atol=1e-6)
-    np.testing.assert_allclose(
-        _out(loaded.teacher_encoder, val), _out(mimic.teacher.encoder, val), atol=1e-6
-    )
+    np.testing.assert_allclose(_out(loaded.teacher_encoder, val), _out(mimic.teacher.encoder, val), atol=1e-6)
     saved, restored = trainer.get_weights(), loaded.get_weights()
     assert len(saved) == len(restored) and all(np.array_equal(a, b) for a, b in zip(saved, restored))
     assert loaded.alpha.get_config() == ALPHA.get_config()
@@ -343,7 +343,7 @@ def test_fit_codeword_mimic_resumes(data, tmp_path):
     keras.utils.set_random_seed(8)
     teacher = create_model("crnet_cui", cr=32)
     config = TrainConfig(epochs=3, batch_size=20, seed=2)
-    kwargs = dict(out_dir=tmp_path, config=config, mimic_epochs=2, scheduler="linear", verbose=0)
+    kwargs = {"out_dir": tmp_path, "config": config, "mimic_epochs": 2, "scheduler": "constant", "verbose": 0}
     with pytest.raises(KeyboardInterrupt):
         fit_codeword_mimic(teacher, create_model("crnet_se", cr=32), train, val, callbacks=[_Interrupt()], **kwargs)
     assert (tmp_path / "backup").is_dir()
@@ -360,8 +360,8 @@ def test_fit_codeword_mimic_resumes(data, tmp_path):
     rows = _log(tmp_path / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     # the resumed epoch took alpha and the explore learning rates from the restored step counters
-    assert float(rows[2]["alpha"]) == pytest.approx(_alpha("linear", 1e-4, 2, 2), abs=1e-12)
-    assert float(rows[1]["alpha"]) == pytest.approx(_alpha("linear", 1e-4, 2, 1), rel=1e-5)
+    alphas = [float(r["alpha"]) for r in rows]
+    assert alphas == pytest.approx([_alpha("constant", 1e-4, 2, t) for t in range(3)], rel=1e-5, abs=1e-12)
     assert float(rows[2]["encoder_lr"]) == pytest.approx(2e-6, rel=1e-4)
     assert float(rows[2]["lr"]) == pytest.approx(4e-5, rel=1e-4)
     stages = json.loads((tmp_path / "stages.json").read_text())
