@@ -51,7 +51,7 @@ def _load(args, split):
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
 
 
-def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3):
+def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategy=True):
     parser.add_argument(
         "--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})"
     )
@@ -60,6 +60,8 @@ def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3):
     )
     parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
+    if not strategy:  # the KD trainers run on the default device
+        return
     parser.add_argument(
         "--strategy",
         default="default",
@@ -302,7 +304,7 @@ def build_parser():
                    help="codeword mimic: alpha(t) (cosine, eq. 5)")
     p.add_argument("--alpha0", type=float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
-    _add_train_args(p)
+    _add_train_args(p, strategy=False)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
@@ -323,7 +325,7 @@ def build_parser():
     r.add_argument("--encoder", required=True, help="zoo name whose encoder the UE trains, e.g. crnet_se")
     r.add_argument("--out", required=True, help="run directory (best.keras = the encoder)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    _add_train_args(r)
+    _add_train_args(r, strategy=False)
     r = roles.add_parser("ue-export", help="UE: write CSI and its encoder's codewords to a pairs file")
     r.add_argument("--encoder", required=True, help="the UE encoder (.keras from ue-train)")
     r.add_argument("--pairs", default=None, help="take the CSI of this pairs file (default: --data)")
@@ -334,7 +336,7 @@ def build_parser():
     r.add_argument("--pairs", required=True, help="the UE's pairs file")
     r.add_argument("--out", required=True, help="run directory (best.keras = the decoder)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    _add_train_args(r, epochs=5, lr=2e-4)
+    _add_train_args(r, epochs=5, lr=2e-4, strategy=False)
     for r in roles.choices["bs-export"], roles.choices["ue-export"]:
         r.add_argument("--codeword-bits", type=int, default=None, help="quantize codewords to so many bits")
         r.add_argument("--csi-bits", type=int, default=None, help="quantize CSI to so many bits")
