@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from mimokd.channels import load_csi
+from mimokd.experiments.spec import Run
 from mimokd.export.flops import count_complexity
 from mimokd.fileio import write_json, write_text
 from mimokd.plots import plot_sweep, plot_training_curves
@@ -38,7 +39,7 @@ def _codeword_mse(teacher, model, csi):
     return float(np.mean((t - s) ** 2))
 
 
-def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
+def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epochs=None):
     """Train and evaluate a row unless its ``result.json`` (same scale and data) exists."""
     result_path = run_dir / "result.json"
     if result_path.exists():
@@ -52,7 +53,7 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
     start = time.perf_counter()
     model, extra, curve_log = fit_method(
         run.method, run.model, cr, data["train"], data["val"], out_dir=run_dir, teacher=teacher,
-        config=TrainConfig(epochs=scale.epochs, batch_size=scale.batch_size, seed=seed),
+        config=TrainConfig(epochs=epochs or scale.epochs, batch_size=scale.batch_size, seed=seed),
         finetune_epochs=scale.finetune_epochs(), verbose=verbose, **run.params,
     )
     train_s = time.perf_counter() - start
@@ -81,11 +82,12 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp):
 
 
 def _teacher(experiment, cr, data, teachers_dir, scale, seed, verbose, stamp):
-    from mimokd.experiments.spec import Run
-
+    """Train (or reuse) the teacher, for ``scale.teacher_epochs`` (a pretrained teacher's budget
+    is not the students')."""
     run = Run(f"{experiment.teacher} (teacher)", experiment.teacher, paper=experiment.teacher_paper)
     run_dir = Path(teachers_dir) / f"{experiment.teacher}_cr{cr}"
-    row, log = _run_row(run, cr, None, data, run_dir, scale, seed, verbose, stamp)
+    row, log = _run_row(run, cr, None, data, run_dir, scale, seed, verbose, stamp,
+                        epochs=scale.teacher_epochs)
     return keras.saving.load_model(run_dir / "best.keras"), row, log
 
 
@@ -161,7 +163,8 @@ def _write_report(experiment, out, rows, curves, scale, data, seed):
         f"# {experiment.name}: {experiment.title}\n\n"
         f"Paper: {experiment.source}. {experiment.note}\n\n"
         f"Data: `{data}` (seed {seed}), {scale.train} training / {scale.val} validation / {scale.test} test "
-        f"samples; {scale.epochs} epochs, batch {scale.batch_size}. The paper trained on 100,000 samples for "
+        f"samples; {scale.epochs} epochs (the teacher {scale.teacher_epochs or scale.epochs}), batch "
+        f"{scale.batch_size}. The paper trained on 100,000 samples for "
         f"{experiment.paper.epochs} epochs on its own data, so compare orderings and gains, not levels.\n\n"
         "NMSE: global mean over the test set, in dB (lower is better); gain: the same network's vanilla NMSE "
         "minus this row's (positive = KD helped). MSE_cm: mean squared difference of teacher and student "

@@ -16,7 +16,9 @@ class Scale:
     """Data and training budget of an experiment.
 
     ``finetune_fraction`` sets the epochs of the second stage of encoder KD and of the BS decoder
-    fine-tuning of the two-party variant, as a share of ``epochs``.
+    fine-tuning of the two-party variant, as a share of ``epochs``. ``teacher_epochs`` is the
+    teacher's budget (``None``: ``epochs``): the papers pretrain the teacher to convergence, and
+    at small scale a teacher trained no longer than its student can be the worse of the two.
     """
 
     train: int
@@ -25,6 +27,7 @@ class Scale:
     epochs: int
     batch_size: int
     finetune_fraction: float = 0.25
+    teacher_epochs: int = None
 
     def finetune_epochs(self):
         return max(1, round(self.epochs * self.finetune_fraction))

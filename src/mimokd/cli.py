@@ -212,7 +212,7 @@ def cmd_experiment(args):
     experiment = get_experiment(args.name)
     scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
         train=args.train_samples, val=args.val_samples, test=args.test_samples, epochs=args.epochs,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, teacher_epochs=args.teacher_epochs,
     )
     run_experiment(experiment, out_dir=args.out or f"runs/{args.name}", scale=scale, data=args.data,
                    ratios=args.cr, seed=args.seed, teachers_dir=args.teachers)
@@ -360,7 +360,7 @@ def build_parser():
     p.add_argument("--teachers", default=None, help="where teachers are trained or found (default: <out>/teachers)")
     p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
-    for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size"):
+    for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size", "teacher-epochs"):
         p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
     p.set_defaults(func=cmd_experiment)
 
