@@ -13,7 +13,7 @@ from mimokd.train import TrainConfig
 from mimokd.train.methods import METHODS, NEEDS_TEACHER, fit_method
 from mimokd.zoo import create_model, list_models
 
-TINY = Scale(train=40, val=20, test=20, epochs=1, batch_size=20)
+TINY = Scale(train=40, val=20, test=20, epochs=1, batch_size=20, teacher_epochs=2)
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -87,6 +87,9 @@ def test_tiny_experiment_writes_table_plots_and_resumes(tmp_path):
     student = keras.saving.load_model(tmp_path / "cr32" / SWEEP.runs[1].slug / "best.keras")
     assert by_label["a=0.3"]["nmse_db"] == pytest.approx(nmse_db(test, student.predict(test, verbose=0)), abs=1e-4)
     assert "| a=0.3 |" in (tmp_path / "results.md").read_text()
+    # the teacher trains for its own budget, the students for theirs
+    assert len((tmp_path / "teachers" / "crnet_cui_cr32" / "log.csv").read_text().splitlines()) == 1 + 2
+    assert len((tmp_path / "cr32" / SWEEP.runs[1].slug / "log.csv").read_text().splitlines()) == 1 + 1
 
     logs = sorted(tmp_path.rglob("log.csv"))
     stamps = [p.stat().st_mtime_ns for p in logs]
