@@ -116,7 +116,7 @@ def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ra
     scale = scale or experiment.small
     ratios = tuple(ratios or experiment.ratios)  # others than the table's run with no paper column
     out = Path(out_dir)
-    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in asdict(scale).items())
+    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in asdict(scale).items() if v is not None)
     print(f"{experiment.name}: {experiment.title} [{experiment.source}]\n  {stamp}")
     csi = {split: load_csi(data, split=split, num_samples=getattr(scale, split), seed=seed)
            for split in ("train", "val", "test")}
