@@ -70,6 +70,7 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epoch
         **metrics,
         "ue_params": complexity.params,
         "ue_params_binary": complexity.params_binary,
+        "ue_mults": complexity.mults,
         "ue_flops": complexity.flops,
         "train_s": train_s,
         "mse_cm_end": _codeword_mse(teacher, model, data["test"]),
@@ -116,7 +117,10 @@ def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ra
     scale = scale or experiment.small
     ratios = tuple(ratios or experiment.ratios)  # others than the table's run with no paper column
     out = Path(out_dir)
-    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in asdict(scale).items() if v is not None)
+    fields = asdict(scale)
+    if fields["teacher_epochs"] in (None, scale.epochs):  # one budget for all: the stamp of old runs
+        del fields["teacher_epochs"]
+    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in fields.items())
     print(f"{experiment.name}: {experiment.title} [{experiment.source}]\n  {stamp}")
     csi = {split: load_csi(data, split=split, num_samples=getattr(scale, split), seed=seed)
            for split in ("train", "val", "test")}
@@ -146,6 +150,7 @@ COLUMNS = [
     ("gain_db", "gain vs vanilla (dB)"),
     ("rho", "rho"),
     ("ue_params_binary", "UE params (1 bit = 1/32)"),
+    ("ue_mults", "UE mults"),
     ("ue_flops", "UE FLOPs"),
     ("train_s", "train (s)"),
 ]
