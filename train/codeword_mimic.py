@@ -26,10 +26,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mimokd.channels.datasets import make_dataset
 from mimokd.fileio import write_json
 from mimokd.metrics import NMSE
-from mimokd.train.runs import fit_run, read_log
+from mimokd.train.runs import fit_csi_run, read_log
 from mimokd.train.schedules import TwoStage, WarmupCosine
 from mimokd.train.vanilla import TrainConfig
 
@@ -294,12 +293,12 @@ def fit_codeword_mimic(
     else:
         trainer.compile(optimizer=keras.optimizers.Adam(config.schedule(steps)), jit_compile=config.jit_compile)
     out_dir = Path(out_dir)
-    history = fit_run(
+    history = fit_csi_run(
         trainer,
-        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        make_dataset(val_csi, batch_size=config.batch_size),
+        train_csi,
+        val_csi,
+        config=config,
         out_dir=out_dir,
-        epochs=config.epochs,
         record={"method": "codeword-mimic", "teacher": teacher.name, "student": student.get_config(),
                 "alpha": trainer.alpha.get_config(), "explore": explore, "train": asdict(config)},
         deployable=lambda t: t.student,

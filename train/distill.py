@@ -27,8 +27,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from mimokd.channels.datasets import make_dataset
-from mimokd.train.runs import fit_run
+from mimokd.train.runs import fit_csi_run
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder
 from mimokd.zoo import ComposedAutoencoder
 
@@ -82,9 +81,14 @@ def _check_pair(teacher, student):
         )
 
 
-def _check_weight(name, value):
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1]. Received: {name}={value}")
+def _distiller(teacher, student, loss, weight_name, weight, name):
+    """A Distiller of two autoencoders: ``weight`` on the ground-truth MSE, the rest on ``loss``."""
+    _check_pair(teacher, student)
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"`{weight_name}` must be in [0, 1]. Received: {weight_name}={weight}")
+    return keras.distillation.Distiller(
+        teacher=teacher, student=student, distillation_losses=loss, student_loss_weight=float(weight), name=name
+    )
 
 
 def output_kd(teacher, student, *, weight=0.5):
@@ -97,15 +101,8 @@ def output_kd(teacher, student, *, weight=0.5):
     Returns:
         An uncompiled ``keras.distillation.Distiller``; ``.student`` is the student.
     """
-    _check_pair(teacher, student)
-    _check_weight("weight", weight)
-    return keras.distillation.Distiller(
-        teacher=teacher,
-        student=student,
-        distillation_losses=keras.distillation.FeatureDistillation(loss="mse"),
-        student_loss_weight=float(weight),
-        name="output_kd",
-    )
+    return _distiller(teacher, student, keras.distillation.FeatureDistillation(loss="mse"), "weight", weight,
+                      "output_kd")
 
 
 def autoencoder_kd(teacher, student, *, alpha=0.3, temperature=5.0):
@@ -119,15 +116,7 @@ def autoencoder_kd(teacher, student, *, alpha=0.3, temperature=5.0):
     Returns:
         An uncompiled ``keras.distillation.Distiller``; ``.student`` is the student.
     """
-    _check_pair(teacher, student)
-    _check_weight("alpha", alpha)
-    return keras.distillation.Distiller(
-        teacher=teacher,
-        student=student,
-        distillation_losses=SoftmaxCrossEntropy(temperature),
-        student_loss_weight=float(alpha),
-        name="autoencoder_kd",
-    )
+    return _distiller(teacher, student, SoftmaxCrossEntropy(temperature), "alpha", alpha, "autoencoder_kd")
 
 
 def encoder_kd(teacher, student):
@@ -189,12 +178,12 @@ def fit_distillation(
     keras.utils.set_random_seed(config.seed)
     trainer = builders[method](teacher, student, **method_kwargs)
     compile_autoencoder(trainer, config=config, steps_per_epoch=math.ceil(len(train_csi) / config.batch_size))
-    history = fit_run(
+    history = fit_csi_run(
         trainer,
-        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        make_dataset(val_csi, batch_size=config.batch_size),
+        train_csi,
+        val_csi,
+        config=config,
         out_dir=out_dir,
-        epochs=config.epochs,
         record={"method": method, **method_kwargs, "teacher": teacher.name,
                 "student": student.get_config(), "train": asdict(config)},
         deployable=_student,
@@ -252,12 +241,12 @@ def fit_encoder_kd(
     compile_autoencoder(
         trainer, config=config, steps_per_epoch=math.ceil(len(train_csi) / config.batch_size), metrics=()
     )
-    distill_history = fit_run(
+    distill_history = fit_csi_run(
         trainer,
-        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        make_dataset(val_csi, batch_size=config.batch_size),
+        train_csi,
+        val_csi,
+        config=config,
         out_dir=out_dir / "distill",
-        epochs=config.epochs,
         record={"method": "encoder-kd", "step": 2, "teacher": teacher.name,
                 "student": student.get_config(), "train": asdict(config)},
         deployable=_student,
@@ -272,12 +261,12 @@ def fit_encoder_kd(
     compile_autoencoder(
         joined, config=finetune_config, steps_per_epoch=math.ceil(len(train_csi) / finetune_config.batch_size)
     )
-    finetune_history = fit_run(
+    finetune_history = fit_csi_run(
         joined,
-        make_dataset(train_csi, batch_size=finetune_config.batch_size, shuffle=True, seed=finetune_config.seed),
-        make_dataset(val_csi, batch_size=finetune_config.batch_size),
+        train_csi,
+        val_csi,
+        config=finetune_config,
         out_dir=out_dir / "finetune",
-        epochs=finetune_config.epochs,
         record={"method": "encoder-kd", "step": 3, "teacher": teacher.name,
                 "train": asdict(finetune_config)},
         callbacks=callbacks,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 
+from mimokd.channels.datasets import make_dataset
 from mimokd.fileio import atomic_path, write_json
 from mimokd.train.callbacks import BestCheckpoint
 
@@ -120,3 +121,16 @@ def fit_run(
     with atomic_path(out_dir / "final.keras") as tmp:
         model.save(tmp)
     return history
+
+
+def fit_csi_run(trainer, train_csi, val_csi, *, config, **kwargs):
+    """:func:`fit_run` on CSI arrays ``[N, 2, H, W]``: ``(csi, csi)`` batches of ``config.batch_size``,
+    the training set reshuffled every epoch from ``config.seed``, for ``config.epochs`` epochs;
+    ``kwargs`` go to :func:`fit_run`."""
+    return fit_run(
+        trainer,
+        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+        make_dataset(val_csi, batch_size=config.batch_size),
+        epochs=config.epochs,
+        **kwargs,
+    )

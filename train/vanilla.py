@@ -23,10 +23,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mimokd.channels.datasets import make_dataset
 from mimokd.metrics import NMSE, Rho, nmse_db, rho
 from mimokd.train.distribute import make_strategy
-from mimokd.train.runs import fit_run
+from mimokd.train.runs import fit_csi_run
 from mimokd.train.schedules import WarmupCosine
 from mimokd.zoo import create_model
 
@@ -113,12 +112,12 @@ def fit_autoencoder(
         built = create_model(model, **model_kwargs) if isinstance(model, str) else model()
         compile_autoencoder(built, config=config, steps_per_epoch=steps_per_epoch)
 
-    history = fit_run(
+    history = fit_csi_run(
         built,
-        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
-        make_dataset(val_csi, batch_size=config.batch_size),
+        train_csi,
+        val_csi,
+        config=config,
         out_dir=out_dir,
-        epochs=config.epochs,
         record={"model": built.get_config(), "train": asdict(config)},
         callbacks=callbacks,
         verbose=verbose,

@@ -26,8 +26,13 @@ def plot_training_curves(logs, path, metrics=("nmse", "val_nmse")):
         for metric in metrics:
             style = "--" if metric.startswith("val_") else "-"
             ax.plot(epochs, [float(r[metric]) for r in rows], style, label=f"{label} {metric}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("NMSE (dB)" if all("nmse" in m for m in metrics) else "value")
+    _finish(fig, ax, path, "epoch", "NMSE (dB)" if all("nmse" in m for m in metrics) else "value")
+
+
+def _finish(fig, ax, path, xlabel, ylabel):
+    """Label, grid and legend ``ax``; write ``fig`` to ``path`` as a PNG (atomically); close it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -46,11 +51,4 @@ def plot_sweep(values, series, path, xlabel, ylabel="NMSE (dB)"):
         points = [(x, y) for x, y in zip(values, ys) if y is not None]
         if points:
             ax.plot(*zip(*points), "o-", label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _finish(fig, ax, path, xlabel, ylabel)
