@@ -19,6 +19,7 @@ from mimokd.train.codeword_mimic import (
 )
 from mimokd.train.schedules import TwoStage
 from mimokd.zoo import create_model
+from weights import model_output, snapshot, unchanged  # tests/weights.py
 
 STEPS = 2  # 40 training samples / batch 20
 
@@ -28,19 +29,6 @@ def data():
     rng = np.random.default_rng(0)
     x = (0.5 + 0.1 * rng.standard_normal((60, 2, 32, 32))).clip(0, 1).astype("float32")
     return x[:40], x[40:]
-
-
-def _out(model, x):
-    """The model's output in inference mode (a direct call: cheaper than tracing ``predict``)."""
-    return keras.ops.convert_to_numpy(model(x, training=False))
-
-
-def _values(weights):
-    return [w.numpy().copy() for w in weights]
-
-
-def _unchanged(before, weights):
-    return [np.array_equal(a, w.numpy()) for a, w in zip(before, weights)]
 
 
 def _alpha(kind, alpha0, mimic_epochs, t):
@@ -179,7 +167,7 @@ def mimic(data):
     trainer = CodewordMimic(teacher.encoder, student, alpha=ALPHA, steps_per_epoch=STEPS)
     # eager steps (cheaper than tracing on 2 cores); fit_codeword_mimic below trains as a graph
     trainer.compile(optimizer=keras.optimizers.Adam(2e-3), run_eagerly=True)
-    before = SimpleNamespace(teacher=_values(teacher.encoder.weights), student=_values(student.trainable_weights))
+    before = SimpleNamespace(teacher=snapshot(teacher.encoder.weights), student=snapshot(student.trainable_weights))
     history = trainer.fit(train, train, validation_data=(val, val), batch_size=20, epochs=2, shuffle=False, verbose=0)
     return SimpleNamespace(trainer=trainer, teacher=teacher, student=student, before=before, history=history)
 
@@ -187,8 +175,8 @@ def mimic(data):
 def test_codeword_mimic_freezes_teacher_and_trains_student(mimic):
     encoder = mimic.teacher.encoder
     assert any("moving_mean" in w.path for w in encoder.non_trainable_weights)  # BN statistics checked too
-    assert all(_unchanged(mimic.before.teacher, encoder.weights))
-    moved = [not same for same in _unchanged(mimic.before.student, mimic.student.trainable_weights)]
+    assert all(unchanged(mimic.before.teacher, encoder.weights))
+    moved = [not same for same in unchanged(mimic.before.student, mimic.student.trainable_weights)]
     assert len(moved) == len(mimic.student.trainable_weights) and all(moved)  # encoder and decoder
     assert int(mimic.trainer.optimizer.iterations.numpy()) == 2 * STEPS
 
@@ -207,8 +195,8 @@ def test_codeword_mimic_loss_matches_numpy(mimic, data):
     _, val = data
     trainer, teacher, student = mimic.trainer, mimic.teacher, mimic.student
     result = trainer.evaluate(val, val, batch_size=len(val), return_dict=True, verbose=0)  # one batch
-    codeword_mse = np.mean((_out(teacher.encoder, val) - _out(student.encoder, val)) ** 2)
-    pred = _out(student, val)
+    codeword_mse = np.mean((model_output(teacher.encoder, val) - model_output(student.encoder, val)) ** 2)
+    pred = model_output(student, val)
     reconstruction_mse = np.mean((val - pred) ** 2)
     # in validation, alpha is that of the epoch of the last step taken
     alpha = _alpha_at((int(trainer.optimizer.iterations.numpy()) - 1) // STEPS)
@@ -248,13 +236,13 @@ def test_codeword_mimic_encoder_optimizer(mimic, data):
     trainer.compile(
         optimizer=keras.optimizers.Adam(2e-3), encoder_optimizer=keras.optimizers.Adam(0.0), run_eagerly=True
     )
-    encoder_before = _values(student.encoder.trainable_weights)
-    decoder_before = _values(student.decoder.trainable_weights)
+    encoder_before = snapshot(student.encoder.trainable_weights)
+    decoder_before = snapshot(student.decoder.trainable_weights)
     trainer.fit(train, train, batch_size=20, epochs=1, shuffle=False, verbose=0)
     assert int(trainer.optimizer.iterations.numpy()) == STEPS
     assert int(trainer.encoder_optimizer.iterations.numpy()) == STEPS
-    assert encoder_before and all(_unchanged(encoder_before, student.encoder.trainable_weights))
-    moved = [not same for same in _unchanged(decoder_before, student.decoder.trainable_weights)]
+    assert encoder_before and all(unchanged(encoder_before, student.encoder.trainable_weights))
+    moved = [not same for same in unchanged(decoder_before, student.decoder.trainable_weights)]
     assert moved and all(moved)
 
 
@@ -266,8 +254,9 @@ def test_codeword_mimic_save_load_round_trip(mimic, data, tmp_path):
     trainer.save(tmp_path / "cm.keras")
     loaded = keras.saving.load_model(tmp_path / "cm.keras")
     assert isinstance(loaded, CodewordMimic)
-    np.testing.assert_allclose(_out(loaded, val), _out(trainer, val), atol=1e-6)
-    np.testing.assert_allclose(_out(loaded.teacher_encoder, val), _out(mimic.teacher.encoder, val), atol=1e-6)
+    np.testing.assert_allclose(model_output(loaded, val), model_output(trainer, val), atol=1e-6)
+    np.testing.assert_allclose(model_output(loaded.teacher_encoder, val), model_output(mimic.teacher.encoder, val),
+                               atol=1e-6)
     saved, restored = trainer.get_weights(), loaded.get_weights()
     assert len(saved) == len(restored) and all(np.array_equal(a, b) for a, b in zip(saved, restored))
     assert loaded.alpha.get_config() == ALPHA.get_config()
@@ -300,8 +289,8 @@ def test_fit_codeword_mimic_writes_run(data, tmp_path):
         model = keras.saving.load_model(tmp_path / name)
         assert type(model) is type(student) and model.get_config() == student.get_config()
     np.testing.assert_allclose(
-        _out(keras.saving.load_model(tmp_path / "final.keras"), val),
-        _out(student, val),
+        model_output(keras.saving.load_model(tmp_path / "final.keras"), val),
+        model_output(student, val),
         atol=1e-6,
     )
 
@@ -368,7 +357,7 @@ def test_fit_codeword_mimic_resumes(data, tmp_path):
     assert stages["mse_cm_mid"] == pytest.approx(float(rows[1]["val_codeword_mse"]))
     assert stages["mse_cm_end"] == pytest.approx(float(rows[2]["val_codeword_mse"]))
     np.testing.assert_allclose(
-        _out(keras.saving.load_model(tmp_path / "final.keras"), val),
-        _out(student, val),
+        model_output(keras.saving.load_model(tmp_path / "final.keras"), val),
+        model_output(student, val),
         atol=1e-6,
     )

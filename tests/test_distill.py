@@ -19,6 +19,7 @@ from mimokd.train.distill import (
 )
 from mimokd.train.vanilla import compile_autoencoder
 from mimokd.zoo import ComposedAutoencoder, create_model
+from weights import model_output, snapshot, unchanged  # tests/weights.py
 
 # no warm-up: the first step's learning rate is the peak, so two steps move every weight
 # (a ReZero scale starts at 0 and its branch only gets a gradient once the scale has moved)
@@ -37,19 +38,6 @@ def data():
 def pair():
     """An untrained teacher / student pair for the checks that train nothing."""
     return create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
-
-
-def _out(model, x):
-    """The model's output in inference mode (a direct call: cheaper than tracing ``predict``)."""
-    return keras.ops.convert_to_numpy(model(x, training=False))
-
-
-def _values(weights):
-    return [w.numpy().copy() for w in weights]
-
-
-def _unchanged(before, weights):
-    return [np.array_equal(a, w.numpy()) for a, w in zip(before, weights)]
 
 
 def _softmax_ce(z_t, z_s, t):
@@ -149,9 +137,9 @@ def fitted(request, data):
     trainer.run_eagerly = True
     trained = student.encoder if name == "encoder_kd" else student
     before = SimpleNamespace(
-        teacher=_values(teacher.weights),
-        trained=_values(trained.trainable_weights),
-        decoder=_values(student.decoder.weights),
+        teacher=snapshot(teacher.weights),
+        trained=snapshot(trained.trainable_weights),
+        decoder=snapshot(student.decoder.weights),
     )
     history = trainer.fit(train, train, batch_size=20, epochs=1, shuffle=False, verbose=0)
     return SimpleNamespace(
@@ -171,11 +159,11 @@ def test_trainer_freezes_teacher_and_trains_student(fitted):
     # the check covers the BatchNorm moving statistics, which a forward pass in training mode moves
     assert any("moving_mean" in w.path for w in teacher.non_trainable_weights)
     assert len(fitted.before.teacher) == len(teacher.weights)
-    assert all(_unchanged(fitted.before.teacher, teacher.weights))
-    moved = [not same for same in _unchanged(fitted.before.trained, fitted.trained.trainable_weights)]
+    assert all(unchanged(fitted.before.teacher, teacher.weights))
+    moved = [not same for same in unchanged(fitted.before.trained, fitted.trained.trainable_weights)]
     assert moved and all(moved)
     if fitted.name == "encoder_kd":  # step 2 trains the encoder alone
-        assert all(_unchanged(fitted.before.decoder, fitted.student.decoder.weights))
+        assert all(unchanged(fitted.before.decoder, fitted.student.decoder.weights))
 
 
 def test_trainer_logs_loss_terms(fitted):
@@ -195,13 +183,13 @@ def test_trainer_loss_terms_match_numpy(fitted, data):
     assert result["loss"] == pytest.approx(result["total_loss"], rel=1e-5)
 
     if fitted.name == "encoder_kd":
-        codeword_t = _out(teacher.encoder, val)
-        codeword_s = _out(student.encoder, val)
+        codeword_t = model_output(teacher.encoder, val)
+        codeword_s = model_output(student.encoder, val)
         assert result["distillation_loss"] == pytest.approx(np.mean((codeword_t - codeword_s) ** 2), rel=1e-4)
         assert result["student_loss"] == 0.0
         return
-    pred_t = _out(teacher, val)
-    pred_s = _out(student, val)
+    pred_t = model_output(teacher, val)
+    pred_s = model_output(student, val)
     assert result["student_loss"] == pytest.approx(np.mean((val - pred_s) ** 2), rel=1e-4)
     if fitted.name == "output_kd":
         expected = np.mean((pred_t - pred_s) ** 2)
@@ -217,8 +205,8 @@ def test_trainer_save_load_round_trip(fitted, data, tmp_path):
     trainer.save(tmp_path / "trainer.keras")
     loaded = keras.saving.load_model(tmp_path / "trainer.keras")
     assert isinstance(loaded, keras.distillation.Distiller)
-    np.testing.assert_allclose(_out(loaded, val), _out(trainer, val), atol=1e-6)
-    np.testing.assert_allclose(_out(loaded.teacher, val), _out(trainer.teacher, val), atol=1e-6)
+    np.testing.assert_allclose(model_output(loaded, val), model_output(trainer, val), atol=1e-6)
+    np.testing.assert_allclose(model_output(loaded.teacher, val), model_output(trainer.teacher, val), atol=1e-6)
     assert loaded.student_loss_weight == pytest.approx(fitted.weight)
     saved, restored = trainer.get_weights(), loaded.get_weights()  # teacher and student, BN stats included
     assert len(saved) == len(restored) and all(np.array_equal(a, b) for a, b in zip(saved, restored))
@@ -257,22 +245,22 @@ def test_fit_distillation_writes_student_run(data, tmp_path):
     train, val = data
     keras.utils.set_random_seed(5)
     teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
-    teacher_before = _values(teacher.weights)
-    student_before = _values(student.trainable_weights)
+    teacher_before = snapshot(teacher.weights)
+    student_before = snapshot(student.trainable_weights)
     returned, history = fit_distillation(
         "autoencoder-kd", teacher, student, train, val, out_dir=tmp_path, config=TINY, verbose=0
     )
     assert returned is student
-    assert all(_unchanged(teacher_before, teacher.weights))
-    assert not any(_unchanged(student_before, student.trainable_weights))
+    assert all(unchanged(teacher_before, teacher.weights))
+    assert not any(unchanged(student_before, student.trainable_weights))
 
-    pred = _out(student, val)
+    pred = model_output(student, val)
     for name in ("best.keras", "final.keras"):
         model = keras.saving.load_model(tmp_path / name)
         assert type(model) is type(student)
         assert model.get_config() == student.get_config()
         assert tuple(model.input_shape) == tuple(model.output_shape) == (None, 2, 32, 32)
-        np.testing.assert_allclose(_out(model, val), pred, atol=1e-6)  # one epoch
+        np.testing.assert_allclose(model_output(model, val), pred, atol=1e-6)  # one epoch
 
     rows = _log(tmp_path / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0]
@@ -280,7 +268,7 @@ def test_fit_distillation_writes_student_run(data, tmp_path):
         assert key in rows[0] and f"val_{key}" in rows[0]
     assert "lr" in rows[0]
     # the logged validation CE is eq. (10) on the teacher's and the trained student's outputs
-    expected = _softmax_ce(_out(teacher, val), pred, 5.0)
+    expected = _softmax_ce(model_output(teacher, val), pred, 5.0)
     assert float(rows[0]["val_distillation_loss"]) == pytest.approx(expected, rel=1e-5)
     assert float(rows[0]["val_student_loss"]) == pytest.approx(np.mean((val - pred) ** 2), rel=1e-4)
 
@@ -300,15 +288,15 @@ def test_fit_encoder_kd_writes_both_steps(data, tmp_path):
     keras.utils.set_random_seed(6)
     teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
     teacher.trainable = False  # a trained teacher, frozen: the copy of its decoder must still train
-    teacher_before = _values(teacher.weights)
+    teacher_before = snapshot(teacher.weights)
     joined, histories = fit_encoder_kd(teacher, student, train, val, out_dir=tmp_path, config=TINY, verbose=0)
     assert sorted(histories) == ["distill", "finetune"]
-    assert all(_unchanged(teacher_before, teacher.weights))  # fine-tuning trained a copy of its decoder
+    assert all(unchanged(teacher_before, teacher.weights))  # fine-tuning trained a copy of its decoder
     assert isinstance(joined, ComposedAutoencoder)
     assert joined.decoder is not teacher.decoder
     decoder_params = [w for w in teacher.decoder.weights if "moving_" not in w.path]
     assert len(joined.decoder.trainable_weights) == len(decoder_params) > 0
-    decoder_moved = [not s for s in _unchanged(_values(decoder_params), joined.decoder.trainable_weights)]
+    decoder_moved = [not s for s in unchanged(snapshot(decoder_params), joined.decoder.trainable_weights)]
     assert any(decoder_moved)
 
     # step 2: the student encoder, CSI -> codeword
@@ -316,18 +304,18 @@ def test_fit_encoder_kd_writes_both_steps(data, tmp_path):
         encoder = keras.saving.load_model(tmp_path / "distill" / name)
         assert tuple(encoder.input_shape) == (None, 2, 32, 32)
         assert tuple(encoder.output_shape) == (None, student.codeword_dim)
-        np.testing.assert_allclose(_out(encoder, val), _out(student.encoder, val), atol=1e-6)
+        np.testing.assert_allclose(model_output(encoder, val), model_output(student.encoder, val), atol=1e-6)
     rows = _log(tmp_path / "distill" / "log.csv")
     for key in ("student_loss", "distillation_loss", "total_loss", "val_distillation_loss", "val_total_loss"):
         assert key in rows[0]
-    codeword_mse = np.mean((_out(teacher.encoder, val) - _out(encoder, val)) ** 2)
+    codeword_mse = np.mean((model_output(teacher.encoder, val) - model_output(encoder, val)) ** 2)
     assert float(rows[0]["val_distillation_loss"]) == pytest.approx(codeword_mse, rel=1e-4)
 
     # step 3: the student encoder on the teacher's decoder, fine-tuned
     for name in ("best.keras", "final.keras"):
         model = keras.saving.load_model(tmp_path / "finetune" / name)
         assert isinstance(model, ComposedAutoencoder)
-        np.testing.assert_allclose(_out(model, val), _out(joined, val), atol=1e-6)
+        np.testing.assert_allclose(model_output(model, val), model_output(joined, val), atol=1e-6)
     rows = _log(tmp_path / "finetune" / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [0]  # default: a quarter of step 2's epochs, at least one
     for key in ("loss", "nmse", "val_loss", "val_nmse", "lr"):
