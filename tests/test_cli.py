@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from mimokd.cli import main
 
 REPO = Path(__file__).parents[1]
