@@ -14,6 +14,12 @@ Per layer (BatchNorm and activations are ignored, as in both papers):
   (Lu et al., Table I).
 
 Counts are read from the Keras layers themselves, so they hold for any CSI size and ratio.
+:func:`graph_flops` is the independent count: TensorFlow's profiler over the model's inference
+graph for one sample (every op it has a FLOP rule for: MatMul and Conv2D as ``2 * MACs``, plus
+bias adds, BatchNorm and activations), so it runs a little above the formulas. On a BCRNet model
+as trained, the graph also binarizes the latent kernel at every call (``sign``, ``mean|W|``: ~3
+FLOPs per weight); the report counts the exported graph, where the kernel is folded once
+(:func:`mimokd.export.packed.fold_binarized`).
 """
 
 from dataclasses import asdict, dataclass
@@ -81,6 +87,26 @@ def count_complexity(model):
         else:
             total = total + _layer_complexity(layer)
     return total
+
+
+def graph_flops(model):
+    """FLOPs of one inference of ``model`` (batch 1) counted by TensorFlow's profiler on its graph.
+
+    Args:
+        model: a built single-input ``keras.Model``.
+
+    Returns:
+        int, the profiler's ``total_float_ops``.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
 
 
 COMPLEXITY_COLUMNS = [

@@ -8,11 +8,14 @@
     mimokd distill --method codeword-mimic --teacher runs/crnet4/best.keras --student bcrnet
     mimokd ip-kd bs-export --model runs/teacher/best.keras --out bs_pairs.npz   # then ue-train, ...
     mimokd experiment lu-table1 --out runs/lu-table1   # a paper table at small scale
+    mimokd export --checkpoint runs/crnet4/best.keras --out export/crnet4   # SavedModel/ONNX/TFLite
+    mimokd report --models crnet,crnet_se --cr 4,16 --out runs/report      # FLOPs, latency, NMSE
 
 Run ``mimokd <command> --help`` for each command's options.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -234,6 +237,101 @@ def cmd_pipeline(args):
     )
 
 
+def _set_threads(threads):
+    """Fix TensorFlow's thread pools before its runtime starts (they cannot change afterwards)."""
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _models_to_export(args):
+    """``[(label, model)]`` from ``--checkpoint`` files or from ``--models`` x ``--cr`` (untrained)."""
+    from mimokd.train.checkpoints import load_checkpoint
+    from mimokd.zoo import create_model
+
+    if args.checkpoint:
+        return [(Path(c).parent.name if Path(c).stem in ("best", "final") else Path(c).stem,
+                 load_checkpoint(c, role=args.role)) for c in args.checkpoint]
+    if not args.models:
+        raise ValueError("Give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
+    return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models.split(",")
+            for cr in (int(c) for c in args.cr.split(","))]
+
+
+def _export_data(args):
+    return _load(args, "train")[: args.calibration_samples], _load(args, "test")
+
+
+def cmd_export(args):
+    from mimokd.export import export_model
+
+    _set_threads(args.threads)
+    calibration, check = _export_data(args)
+    for label, model in _models_to_export(args):
+        out = Path(args.out) / label if args.checkpoint is None or len(args.checkpoint) > 1 else Path(args.out)
+        manifest = export_model(model, out, calibration=calibration, check=check, parts=args.parts,
+                                formats=args.formats, threads=args.threads)
+        for a in manifest["artifacts"]:
+            nmse = ""
+            if a["nmse_loss_db"] is not None:
+                nmse = f", NMSE {a['nmse_db_artifact']:.2f} dB ({a['nmse_loss_db']:+.3f})"
+            print(f"{a['path']}: {a['size_bytes']:,} B, max |diff| {a['max_abs_diff']:.2g} "
+                  f"(allowed {a['allowed_abs_diff']:.2g}){nmse}")
+        print(f"wrote {out / 'manifest.json'}")
+
+
+def cmd_report(args):
+    import platform
+
+    import keras
+
+    from mimokd.export.report import report_model, write_report
+
+    _set_threads(args.threads)
+    calibration, check = _export_data(args)
+    complexity, artifacts = [], []
+    for label, model in _models_to_export(args):
+        print(f"{label}: export, check and time {', '.join(args.formats or ['every format'])}")
+        rows = report_model(model, Path(args.out) / label, calibration=calibration, check=check,
+                            parts=args.parts or ("encoder",), formats=args.formats, threads=args.threads,
+                            warmup=args.warmup, runs=args.runs, label=label)
+        complexity += rows[0]
+        artifacts += rows[1]
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "threads": args.threads,
+        "data": f"{args.data}, {len(check)} test samples, {len(calibration)} calibration samples",
+        "keras": keras.__version__,
+        "latency": f"single sample, median / p90 of {args.runs} calls after {args.warmup} warm-up calls",
+    }
+    write_report(complexity, artifacts, args.out, meta)
+    print(Path(args.out, "report.md").read_text())
+    print(f"wrote {args.out}/report.md, report.json, nmse_vs_flops.png, latency.png")
+
+
+def _add_export_args(parser, out, parts_default):
+    from mimokd.export.formats import FORMATS
+
+    source = parser.add_argument_group("what to export (one of)")
+    source.add_argument("--checkpoint", action="append", default=None,
+                        help="a trained .keras file (repeat for several)")
+    source.add_argument("--models", default=None, help="comma-separated zoo names, untrained (e.g. crnet,crnet_se)")
+    parser.add_argument("--cr", default="4", help="compression ratios for --models, comma-separated (default: 4)")
+    parser.add_argument("--role", default="autoencoder", choices=("autoencoder", "encoder", "decoder"),
+                        help="what the checkpoint holds (default: autoencoder)")
+    parser.add_argument("--parts", nargs="+", default=None, choices=("encoder", "decoder"),
+                        help=f"deployable parts (default: {parts_default})")
+    parser.add_argument("--formats", nargs="+", default=None, choices=list(FORMATS),
+                        help="artifact formats (default: all; a decoder leaves out tflite-int8, see README)")
+    parser.add_argument("--out", default=out, help=f"output directory (default: {out})")
+    parser.add_argument("--threads", type=int, default=1, help="runtime threads for checks and timing (default: 1)")
+    parser.add_argument("--calibration-samples", type=int, default=200,
+                        help="training CSI samples that calibrate int8 (default: 200)")
+    _add_data_args(parser, {"train": 200, "test": 500})
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mimokd",
@@ -364,6 +462,28 @@ def build_parser():
         p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
     p.set_defaults(func=cmd_experiment)
 
+    p = sub.add_parser(
+        "export",
+        help="export encoder (UE) and decoder (BS) to SavedModel, ONNX and TFLite, each checked",
+        description="Write every deployable part in every format, load each artifact back in "
+        "TensorFlow / onnxruntime / LiteRT and check it against the Keras model (max |diff| and "
+        "the autoencoder's NMSE); a parity failure is an error. Writes manifest.json.",
+    )
+    _add_export_args(p, "export", "all the model has")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "report",
+        help="per model and artifact: params, mults, FLOPs, size, latency, NMSE (markdown, JSON, plots)",
+        description="Export each model's UE encoder in every format, then measure single-sample "
+        "latency in each runtime and the NMSE each artifact keeps; count parameters, "
+        "multiplications and FLOPs (Cui et al. eq. 13-14 and a graph count).",
+    )
+    _add_export_args(p, "runs/report", "encoder")
+    p.add_argument("--runs", type=int, default=1000, help="timed calls per artifact (default: 1000)")
+    p.add_argument("--warmup", type=int, default=100, help="untimed calls first (default: 100)")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")
     _add_data_args(p, {"test": 2000})
@@ -379,6 +499,11 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # an artifact out of tolerance (export, report)
+        if type(err).__name__ != "ParityError":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -9,6 +9,7 @@ and ``os.replace`` it (atomic on POSIX and Windows) once they succeed.
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,3 +50,31 @@ def write_text(path, text):
 def write_json(path, data):
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside ``path``; swap it in for ``path`` if the block succeeds.
+
+    For writers whose output is a folder (a TensorFlow SavedModel). An existing ``path`` is
+    renamed aside, the new folder renamed in, then the old one deleted, so a crash at any point
+    leaves either the complete old folder or the complete new one under ``path`` (a crash between
+    the two renames leaves the old one under its ``.old`` name). On an exception the temporary
+    folder is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    old = path.parent / f".{path.name}.old"
+    try:
+        yield tmp
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

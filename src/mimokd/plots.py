@@ -52,3 +52,47 @@ def plot_sweep(values, series, path, xlabel, ylabel="NMSE (dB)"):
         if points:
             ax.plot(*zip(*points), "o-", label=label)
     _finish(fig, ax, path, xlabel, ylabel)
+
+
+def plot_points(series, path, xlabel, ylabel, logx=False):
+    """Scatter several series of labelled points and save a PNG.
+
+    Args:
+        series: ``{legend label: [(x, y, point label or ""), ...]}``.
+        path: the PNG to write (atomically).
+        xlabel, ylabel: axis labels.
+        logx: logarithmic x axis (e.g. FLOPs spanning decades).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for label, points in series.items():
+        if not points:
+            continue
+        xs, ys, texts = zip(*points)
+        ax.plot(xs, ys, "o", label=label, alpha=0.8)
+        for x, y, text in points:
+            if text:
+                ax.annotate(text, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if logx:
+        ax.set_xscale("log")
+    _finish(fig, ax, path, xlabel, ylabel)
+
+
+def plot_bars(groups, series, path, ylabel, logy=False):
+    """Grouped bar chart and save a PNG.
+
+    Args:
+        groups: the labels along x (e.g. models).
+        series: ``{bar label: [value per group, or None]}`` (e.g. a runtime's latency per model).
+        path: the PNG to write (atomically).
+        ylabel: y axis label.
+        logy: logarithmic y axis.
+    """
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.9 * len(groups) + 2), 4.4), dpi=120)
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        xs = [g + i * width for g, v in enumerate(values) if v is not None]
+        ax.bar(xs, [v for v in values if v is not None], width, label=label)
+    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=30, ha="right", fontsize=7)
+    if logy:
+        ax.set_yscale("log")
+    _finish(fig, ax, path, "", ylabel)

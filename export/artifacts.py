@@ -1,0 +1,189 @@
+"""Export a model's deployable parts to every format, each artifact checked in its own runtime.
+
+    >>> from mimokd.export import export_model
+    >>> manifest = export_model(autoencoder, "export/crnet_se_cr4", calibration=train[:200],
+    ...                         check=test[:256])                        # doctest: +SKIP
+
+writes ``encoder.savedmodel/``, ``encoder.onnx``, ``encoder.{f32,f16,int8w,int8}.tflite`` (the UE
+side) and the same for ``decoder`` (the BS side), loads each back in TensorFlow / onnxruntime /
+LiteRT, checks it against the Keras part (:func:`~mimokd.export.parity.check_parity`; the NMSE is
+that of the whole autoencoder with the artifact in place of its Keras part) and writes
+``manifest.json`` with every artifact's size and parity figures.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimokd.export.formats import PART_FORMATS, Endpoint, get_format, write_artifact
+from mimokd.export.packed import fold_binarized
+from mimokd.export.parity import check_parity
+from mimokd.export.runtimes import load_runner
+
+ENCODER = Endpoint(signature="encode", input_name="csi", output_name="codeword")
+DECODER = Endpoint(signature="decode", input_name="codeword", output_name="csi")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A deployable part of a model.
+
+    Attributes:
+        name: ``"encoder"`` or ``"decoder"``; artifact files are named after it.
+        model: the Keras model of the part.
+        endpoint: names of the signature and tensors in its artifacts.
+        side: where it runs, ``"UE"`` or ``"BS"``.
+    """
+
+    name: str
+    model: object
+    endpoint: Endpoint
+    side: str
+
+
+def deployable_parts(model):
+    """The deployable parts of a CSI model: ``{"encoder": Part, "decoder": Part}``.
+
+    Args:
+        model: an autoencoder (CSI -> CSI, with ``.encoder`` / ``.decoder``), or a lone encoder
+            (CSI ``[batch, 2, H, W]`` -> codeword) or decoder (codeword -> CSI).
+
+    Raises:
+        ValueError: the model is none of these.
+    """
+    if hasattr(model, "encoder") and hasattr(model, "decoder"):
+        return {
+            "encoder": Part("encoder", model.encoder, ENCODER, "UE"),
+            "decoder": Part("decoder", model.decoder, DECODER, "BS"),
+        }
+    inputs, outputs = len(model.input_shape), len(model.output_shape)
+    if (inputs, outputs) == (4, 2):
+        return {"encoder": Part("encoder", model, ENCODER, "UE")}
+    if (inputs, outputs) == (2, 4):
+        return {"decoder": Part("decoder", model, DECODER, "BS")}
+    raise ValueError(
+        "Expected a CSI autoencoder, encoder ([batch, 2, H, W] -> [batch, D]) or decoder "
+        f"([batch, D] -> [batch, 2, H, W]). Received a model {model.input_shape} -> {model.output_shape}"
+    )
+
+
+def artifact_size(path):
+    """Bytes on disk of an artifact file, or of all files under an artifact folder."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def part_inputs_and_score(model, part, csi):
+    """A part's check inputs and its NMSE score, from CSI ``[N, 2, H, W]``.
+
+    The encoder is scored through the model's Keras decoder, the decoder on the Keras encoder's
+    codewords; a lone part has no score (``None``).
+
+    Returns:
+        ``(inputs, score)``: float32 ``[N, ...]`` and ``outputs -> NMSE dB`` or ``None``.
+    """
+    from mimokd.metrics import nmse_db
+
+    csi = np.asarray(csi, dtype=np.float32)
+    parts = deployable_parts(model)
+    if part.name == "encoder":
+        decoder = parts.get("decoder")
+        score = None
+        if decoder is not None:
+            def score(codewords):
+                return nmse_db(csi, decoder.model.predict(codewords, batch_size=256, verbose=0))
+        return csi, score
+    encoder = parts.get("encoder")
+    if encoder is None:
+        return None, None
+    codewords = np.asarray(encoder.model.predict(csi, batch_size=256, verbose=0))
+    return codewords, lambda outputs: nmse_db(csi, outputs)
+
+
+def export_part(model, part, out_dir, formats, *, calibration, check, threads=None):
+    """Export one part to each format and check each artifact; see :func:`export_model`.
+
+    Binarized layers are exported folded (:func:`~mimokd.export.packed.fold_binarized`); the
+    parity checks compare with the part as trained.
+
+    Returns:
+        list of dicts, one per artifact: part, side, format, runtime, path, size_bytes and the
+        :class:`~mimokd.export.parity.Parity` fields.
+    """
+    calibration_inputs, _ = part_inputs_and_score(model, part, calibration)
+    check_inputs, score = part_inputs_and_score(model, part, check)
+    inference = fold_binarized(part.model)
+    records = []
+    for name in formats:
+        fmt = get_format(name)
+        path = Path(out_dir) / f"{part.name}{fmt.suffix}"
+        write_artifact(inference, fmt, path, part.endpoint, calibration=calibration_inputs)
+        runner = load_runner(path, fmt, part.endpoint, threads=threads)
+        parity = check_parity(part.model, runner, fmt, check_inputs, score=score)
+        records.append(
+            {
+                "part": part.name,
+                "side": part.side,
+                "path": str(path),
+                "size_bytes": artifact_size(path),
+                **parity.as_dict(),
+            }
+        )
+    return records
+
+
+def export_model(model, out_dir, *, calibration, check, parts=None, formats=None, threads=None):
+    """Export a model's deployable parts to every format and verify each artifact.
+
+    Args:
+        model: autoencoder, encoder or decoder (see :func:`deployable_parts`).
+        out_dir: folder for the artifacts and ``manifest.json``.
+        calibration: CSI float32 ``[N, 2, H, W]`` representative of the deployment data, for
+            full-integer quantization (a few hundred training samples; the decoder is calibrated
+            on their codewords).
+        check: CSI float32 ``[M, 2, H, W]`` held out, M >= 2, for the parity checks and NMSE.
+        parts: part names (default: all the model has).
+        formats: format names (default: each part's :data:`~mimokd.export.formats.PART_FORMATS`).
+        threads: intra-op threads of the runtimes during the checks.
+
+    Returns:
+        the manifest (dict), also written to ``out_dir/manifest.json``.
+
+    Raises:
+        ParityError: an artifact is out of tolerance (the artifacts already written stay on disk
+            for inspection; the manifest is not written).
+    """
+    import keras
+    import tensorflow as tf
+
+    from mimokd.fileio import write_json
+
+    available = deployable_parts(model)
+    parts = list(available) if parts is None else list(parts)
+    unknown = [p for p in parts if p not in available]
+    if unknown:
+        raise ValueError(f"Unknown part(s) {unknown}. This model has {list(available)}")
+    for name in formats or ():
+        get_format(name)
+    check = np.asarray(check, dtype=np.float32)
+    if check.ndim != 4 or len(check) < 2:
+        raise ValueError(f"`check` must be CSI [M >= 2, 2, H, W]. Received shape {check.shape}")
+    records = []
+    for name in parts:
+        records += export_part(
+            model, available[name], out_dir, formats or PART_FORMATS[name],
+            calibration=calibration, check=check, threads=threads,
+        )
+    manifest = {
+        "model": model.name,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "check_samples": len(check),
+        "calibration_samples": len(calibration),
+        "artifacts": records,
+    }
+    write_json(Path(out_dir) / "manifest.json", manifest)
+    return manifest

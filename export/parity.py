@@ -1,0 +1,87 @@
+"""Parity of an exported artifact with its Keras model: a failure is an error, not a warning.
+
+Two checks per artifact, on a check batch of real inputs:
+
+1. Outputs: ``max|artifact(x) - keras(x)| <= rtol * max|keras(x)|`` with the format's ``rtol``
+   (:data:`~mimokd.export.formats.FORMATS`), at the full batch and at batch 1 (the batch axis is
+   dynamic, so both must run and agree).
+2. Accuracy: when a ``score`` is given (the NMSE in dB of the whole autoencoder with the artifact
+   in place of the Keras part), the rise of NMSE over the Keras model must not exceed the
+   format's ``max_nmse_loss_db``.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+class ParityError(RuntimeError):
+    """An exported artifact does not reproduce its Keras model within the format's tolerance."""
+
+
+@dataclass
+class Parity:
+    """The outcome of :func:`check_parity` (NMSE fields are ``None`` without a score)."""
+
+    format: str
+    runtime: str
+    max_abs_diff: float
+    allowed_abs_diff: float
+    nmse_db_keras: float | None = None
+    nmse_db_artifact: float | None = None
+
+    @property
+    def nmse_loss_db(self):
+        """NMSE rise in dB caused by the artifact (positive = worse), or ``None``."""
+        if self.nmse_db_keras is None:
+            return None
+        return self.nmse_db_artifact - self.nmse_db_keras
+
+    def as_dict(self):
+        return {**asdict(self), "nmse_loss_db": self.nmse_loss_db}
+
+
+def check_parity(model, runner, fmt, inputs, score=None):
+    """Compare an artifact with its Keras model on ``inputs``; raise if it is out of tolerance.
+
+    Args:
+        model: the Keras part that was exported.
+        runner: the artifact loaded by :func:`~mimokd.export.runtimes.load_runner`.
+        fmt: its :class:`~mimokd.export.formats.ArtifactFormat`.
+        inputs: float32 ``[N, ...]`` check batch in the part's input layout (N >= 2).
+        score: optional ``outputs [N, ...] -> NMSE (dB)`` of the whole autoencoder.
+
+    Returns:
+        :class:`Parity`.
+
+    Raises:
+        ParityError: wrong output shape, a non-finite output, outputs out of tolerance, or NMSE
+            lost beyond the format's budget. The message names the artifact and the numbers.
+    """
+    inputs = np.asarray(inputs, dtype=np.float32)
+    reference = np.asarray(model.predict(inputs, batch_size=256, verbose=0))
+    outputs = runner(inputs)
+    single = runner(inputs[:1])
+    where = f"{fmt.name} artifact {runner.path} ({runner.runtime})"
+    for got, want in ((outputs, reference), (single, reference[:1])):
+        if got.shape != want.shape:
+            raise ParityError(f"The {where} returned shape {got.shape}; the Keras model gives {want.shape}")
+        if not np.all(np.isfinite(got)):
+            raise ParityError(f"The {where} returned non-finite values")
+    diff = float(max(np.max(np.abs(outputs - reference)), np.max(np.abs(single - reference[:1]))))
+    allowed = fmt.rtol * float(np.max(np.abs(reference)))
+    result = Parity(fmt.name, runner.runtime, diff, allowed)
+    if diff > allowed:
+        raise ParityError(
+            f"The {where} differs from the Keras model by up to {diff:.3g} on {len(inputs)} inputs; "
+            f"the format allows {allowed:.3g} (rtol {fmt.rtol:g} of max|output|)"
+        )
+    if score is not None:
+        result.nmse_db_keras = float(score(reference))
+        result.nmse_db_artifact = float(score(outputs))
+        if result.nmse_loss_db > fmt.max_nmse_loss_db:
+            raise ParityError(
+                f"The {where} loses {result.nmse_loss_db:.3f} dB of NMSE ({result.nmse_db_keras:.2f} -> "
+                f"{result.nmse_db_artifact:.2f} dB); the format allows {fmt.max_nmse_loss_db:g} dB"
+            )
+    return result

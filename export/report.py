@@ -1,0 +1,164 @@
+"""The deployment report: what each UE encoder costs and what accuracy each artifact keeps.
+
+For every model it gives, from :func:`report_model`:
+
+- complexity of the part: parameters (float, and with 1-bit weights at 1/32, Lu et al. Table I),
+  multiplications, FLOPs by Cui et al.'s formulas (13)-(14) and by a graph count
+  (:func:`~mimokd.export.flops.graph_flops` of the exported graph, binarized kernels folded), and
+  for binarized models the size of the weights with the 1-bit kernel packed
+  (:func:`~mimokd.export.packed.write_packed`);
+- per artifact (every format of :mod:`~mimokd.export.formats`): size on disk, single-sample latency
+  in its own runtime (median and p90), the NMSE of the autoencoder with the artifact in place of
+  the Keras part and the NMSE it loses (the parity checks of export apply: a failing artifact
+  stops the report).
+
+:func:`write_report` writes ``report.json``, ``report.md``, ``nmse_vs_flops.png`` (NMSE of every
+artifact against the part's FLOPs across the zoo) and ``latency.png``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from mimokd.export.artifacts import deployable_parts, export_part
+from mimokd.export.flops import count_complexity, graph_flops
+from mimokd.export.formats import PART_FORMATS, get_format
+from mimokd.export.latency import measure_latency
+from mimokd.export.packed import fold_binarized, write_packed
+from mimokd.export.runtimes import load_runner
+from mimokd.zoo.layers import BinarizedDense
+
+COMPLEXITY_COLUMNS = [
+    ("model", "model"),
+    ("part", "part"),
+    ("params", "params"),
+    ("params_binary", "params (1-bit = 1/32)"),
+    ("mults", "mults"),
+    ("flops", "FLOPs (eq. 13-14)"),
+    ("graph_flops", "FLOPs (graph count)"),
+    ("float_bytes", "float32 weights (B)"),
+    ("packed_bytes", "1-bit packed file (B)"),
+]
+
+ARTIFACT_COLUMNS = [
+    ("model", "model"),
+    ("part", "part"),
+    ("format", "format"),
+    ("runtime", "runtime"),
+    ("size_bytes", "size (B)"),
+    ("latency_median_us", "latency median (µs)"),
+    ("latency_p90_us", "p90 (µs)"),
+    ("nmse_db_artifact", "NMSE (dB)"),
+    ("nmse_loss_db", "NMSE lost (dB)"),
+    ("max_abs_diff", "max |Δ|"),
+]
+
+
+def _has_binarized(model):
+    return any(
+        isinstance(layer, BinarizedDense) or (hasattr(layer, "layers") and _has_binarized(layer))
+        for layer in model.layers
+    )
+
+
+def report_model(model, out_dir, *, calibration, check, parts=("encoder",), formats=None,
+                 threads=1, warmup=100, runs=1000, label=None):
+    """Export, check, time and count one model's parts.
+
+    Args:
+        model: an autoencoder (or lone encoder / decoder, then without NMSE).
+        out_dir: folder for this model's artifacts.
+        calibration: CSI ``[N, 2, H, W]`` for int8 calibration.
+        check: CSI ``[M, 2, H, W]`` held out, for parity and NMSE.
+        parts: which parts (default the UE encoder).
+        formats: format names (default: each part's ``PART_FORMATS``).
+        threads: intra-op threads of every runtime (1 = the single-thread figures).
+        warmup, runs: untimed and timed single-sample calls per artifact.
+        label: the model's name in the tables (default ``model.name``).
+
+    Returns:
+        ``(complexity_rows, artifact_rows)``: lists of dicts (columns above).
+    """
+    label = label or model.name
+    available = deployable_parts(model)
+    out_dir = Path(out_dir)
+    complexity_rows, artifact_rows = [], []
+    for name in parts:
+        part = available[name]
+        counts = count_complexity(part.model)
+        row = {"model": label, "part": name, **counts.as_dict()}
+        row["graph_flops"] = graph_flops(fold_binarized(part.model))
+        row["float_bytes"] = 4 * sum(int(np.prod(w.shape)) for w in part.model.weights)
+        if _has_binarized(part.model):
+            row["packed_bytes"] = write_packed(part.model, out_dir / f"{name}.packed.npz")
+        complexity_rows.append(row)
+        sample = np.asarray(check[:1], dtype=np.float32)
+        if name == "decoder":
+            sample = np.asarray(available["encoder"].model.predict(sample, verbose=0))
+        records = export_part(
+            model, part, out_dir, formats or PART_FORMATS[name], calibration=calibration, check=check, threads=threads
+        )
+        for record in records:
+            runner = load_runner(record["path"], get_format(record["format"]), part.endpoint, threads=threads)
+            latency = measure_latency(runner, sample, warmup=warmup, runs=runs)
+            artifact_rows.append(
+                {
+                    "model": label,
+                    **record,
+                    "threads": runner.threads,
+                    "latency_median_us": latency.median_us,
+                    "latency_p90_us": latency.p90_us,
+                    "latency_runs": latency.runs,
+                    "flops": row["flops"],
+                }
+            )
+    return complexity_rows, artifact_rows
+
+
+def fastest(artifact_rows):
+    """``{(model, part): the row with the lowest median latency}``."""
+    best = {}
+    for row in artifact_rows:
+        key = (row["model"], row["part"])
+        if key not in best or row["latency_median_us"] < best[key]["latency_median_us"]:
+            best[key] = row
+    return best
+
+
+def write_report(complexity_rows, artifact_rows, out_dir, meta=None):
+    """Write ``report.json``, ``report.md``, ``nmse_vs_flops.png`` and ``latency.png`` to ``out_dir``."""
+    from mimokd.fileio import write_json, write_text
+    from mimokd.plots import plot_bars, plot_points
+    from mimokd.tables import markdown_table
+
+    out_dir = Path(out_dir)
+    meta = meta or {}
+    write_json(out_dir / "report.json", {**meta, "complexity": complexity_rows, "artifacts": artifact_rows})
+    winners = [
+        {"model": m, "part": p, "format": r["format"], "latency_median_us": r["latency_median_us"],
+         "nmse_loss_db": r["nmse_loss_db"]}
+        for (m, p), r in fastest(artifact_rows).items()
+    ]
+    lines = ["# Deployment report", ""]
+    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    lines += ["", "## Complexity", "", markdown_table(complexity_rows, COMPLEXITY_COLUMNS)]
+    lines += ["## Artifacts", "", markdown_table(artifact_rows, ARTIFACT_COLUMNS)]
+    lines += ["## Fastest artifact per part", "", markdown_table(winners, [
+        ("model", "model"), ("part", "part"), ("format", "format"),
+        ("latency_median_us", "latency median (µs)"), ("nmse_loss_db", "NMSE lost (dB)"),
+    ])]
+    write_text(out_dir / "report.md", "\n".join(lines))
+    series = {}
+    for row in artifact_rows:
+        if row["nmse_db_artifact"] is not None:
+            text = row["model"] if row["format"] == "tflite-f32" else ""
+            series.setdefault(row["format"], []).append((row["flops"], row["nmse_db_artifact"], text))
+    plot_points(series, out_dir / "nmse_vs_flops.png", "part FLOPs (Cui et al. eq. 13-14)", "NMSE (dB)", logx=True)
+    groups = sorted({(r["model"], r["part"]) for r in artifact_rows})
+    by_format = {}
+    for row in artifact_rows:
+        by_format.setdefault(row["format"], [None] * len(groups))[groups.index((row["model"], row["part"]))] = (
+            row["latency_median_us"]
+        )
+    plot_bars([f"{m} {p}" for m, p in groups], by_format, out_dir / "latency.png",
+              "single-sample latency, median (µs)", logy=True)

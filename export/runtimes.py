@@ -1,0 +1,133 @@
+"""Loading an exported artifact in its own runtime: TensorFlow, onnxruntime, the LiteRT interpreter.
+
+A runner is a callable ``runner(x) -> y`` on float32 numpy arrays with any batch size, so parity
+checks, NMSE and latency measurements treat the three runtimes alike.
+
+Threads: onnxruntime and LiteRT take the thread count per session. TensorFlow's is process-wide
+and fixed once its runtime has started, so :func:`load_runner` sets it if it still can and
+records the count actually in force (``0`` = TensorFlow's default, all cores); the ``mimokd``
+commands set it before anything else runs.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from mimokd.export.formats import get_format
+
+
+class Runner:
+    """An artifact loaded in its runtime; ``runner(x)`` maps float32 ``[batch, ...]`` to its output.
+
+    Attributes:
+        runtime: ``"tensorflow"``, ``"onnxruntime"`` or ``"litert"``.
+        path: the artifact.
+        threads: the intra-op thread count in force (``0`` = the runtime's default).
+    """
+
+    runtime = ""
+
+    def __init__(self, path, threads):
+        self.path = Path(path)
+        self.threads = threads
+
+
+class TensorFlowRunner(Runner):
+    """A SavedModel's serving signature (a ``tf.function``) called from Python."""
+
+    runtime = "tensorflow"
+
+    def __init__(self, path, endpoint, threads=None):
+        import tensorflow as tf
+
+        if threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError:  # the runtime has started: keep what is in force, and say so
+                pass
+        super().__init__(path, tf.config.threading.get_intra_op_parallelism_threads())
+        self._loaded = tf.saved_model.load(str(path))  # the signature does not keep it alive
+        if endpoint.signature not in self._loaded.signatures:
+            raise ValueError(
+                f"The SavedModel at {path} has no signature {endpoint.signature!r}. Expected one of "
+                f"{sorted(self._loaded.signatures)}"
+            )
+        self._fn = self._loaded.signatures[endpoint.signature]
+        self._input, self._output = endpoint.input_name, endpoint.output_name
+        self._constant = tf.constant
+
+    def __call__(self, x):
+        return self._fn(**{self._input: self._constant(x)})[self._output].numpy()
+
+
+class OnnxRunner(Runner):
+    """An ONNX model in an onnxruntime CPU session."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path, threads=None):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = threads
+        super().__init__(path, threads or 0)
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return self._session.run(None, {self._input: x})[0]
+
+
+class LiteRTRunner(Runner):
+    """A ``.tflite`` flatbuffer in the LiteRT interpreter (``ai_edge_litert``; XNNPACK on CPU)."""
+
+    runtime = "litert"
+
+    def __init__(self, path, threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        super().__init__(path, threads or 0)
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, x):
+        interpreter = self._interpreter
+        if tuple(x.shape) != tuple(interpreter.get_input_details()[0]["shape"]):
+            interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=self._input["dtype"]))
+        interpreter.invoke()
+        return interpreter.get_tensor(self._output).copy()
+
+    def tensor_types(self):
+        """``{tensor name: numpy dtype}`` of every tensor in the flatbuffer (weights included)."""
+        return {t["name"]: t["dtype"] for t in self._interpreter.get_tensor_details()}
+
+
+def load_runner(path, fmt, endpoint, threads=None):
+    """Load the artifact at ``path`` (written in format ``fmt``) in its runtime.
+
+    Args:
+        path: artifact file, or folder for a SavedModel.
+        fmt: format name or :class:`~mimokd.export.formats.ArtifactFormat`.
+        endpoint: the :class:`~mimokd.export.formats.Endpoint` it was exported with.
+        threads: intra-op threads (``None`` = the runtime's default).
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+    """
+    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
+    if not Path(path).exists():
+        raise FileNotFoundError(f"No {fmt.name} artifact at {path}")
+    if fmt.runtime == "tensorflow":
+        return TensorFlowRunner(path, endpoint, threads)
+    if fmt.runtime == "onnxruntime":
+        return OnnxRunner(path, threads)
+    return LiteRTRunner(path, threads)
