@@ -80,13 +80,15 @@ def part_inputs_and_score(model, part, csi):
     """A part's check inputs and its NMSE score, from CSI ``[N, 2, H, W]``.
 
     The encoder is scored through the model's Keras decoder, the decoder on the Keras encoder's
-    codewords; a lone part has no score (``None``).
+    codewords; a lone encoder has no score (``None``). ``csi=None`` gives ``(None, None)``.
 
     Returns:
         ``(inputs, score)``: float32 ``[N, ...]`` and ``outputs -> NMSE dB`` or ``None``.
     """
     from mimokd.metrics import nmse_db
 
+    if csi is None or len(csi) == 0:
+        return None, None
     csi = np.asarray(csi, dtype=np.float32)
     parts = deployable_parts(model)
     if part.name == "encoder":
@@ -96,9 +98,7 @@ def part_inputs_and_score(model, part, csi):
             def score(codewords):
                 return nmse_db(csi, decoder.model.predict(codewords, batch_size=256, verbose=0))
         return csi, score
-    encoder = parts.get("encoder")
-    if encoder is None:
-        return None, None
+    encoder = parts["encoder"]  # export_model refuses a lone decoder
     codewords = np.asarray(encoder.model.predict(csi, batch_size=256, verbose=0))
     return codewords, lambda outputs: nmse_db(csi, outputs)
 
@@ -139,11 +139,12 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
     """Export a model's deployable parts to every format and verify each artifact.
 
     Args:
-        model: autoencoder, encoder or decoder (see :func:`deployable_parts`).
+        model: an autoencoder or a lone encoder (a lone decoder is refused: its check inputs are
+            codewords, which only an encoder makes from CSI).
         out_dir: folder for the artifacts and ``manifest.json``.
         calibration: CSI float32 ``[N, 2, H, W]`` representative of the deployment data, for
-            full-integer quantization (a few hundred training samples; the decoder is calibrated
-            on their codewords).
+            the calibrated formats (``tflite-int8``, ``tflite-int16x8``: a few hundred training
+            samples; the decoder is calibrated on their codewords); ``None`` for the others.
         check: CSI float32 ``[M, 2, H, W]`` held out, M >= 2, for the parity checks and NMSE.
         parts: part names (default: all the model has).
         formats: format names (default: each part's :data:`~mimokd.export.formats.PART_FORMATS`).
@@ -162,12 +163,24 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
     from mimokd.fileio import write_json
 
     available = deployable_parts(model)
-    parts = list(available) if parts is None else list(parts)
+    if "encoder" not in available:
+        raise ValueError(
+            "A lone decoder cannot be checked: its check inputs are codewords, made from CSI by an "
+            "encoder. Export the autoencoder (both parts) instead, e.g. a ComposedAutoencoder of "
+            "its encoder and this decoder."
+        )
+    parts = [parts] if isinstance(parts, str) else list(available) if parts is None else list(parts)
+    formats = [formats] if isinstance(formats, str) else formats
     unknown = [p for p in parts if p not in available]
     if unknown:
         raise ValueError(f"Unknown part(s) {unknown}. This model has {list(available)}")
-    for name in formats or ():
-        get_format(name)
+    calibrated = [f for p in parts for f in formats or PART_FORMATS[p] if get_format(f).calibrated]
+    if calibrated and (calibration is None or len(calibration) == 0):
+        raise ValueError(
+            f"The formats {sorted(set(calibrated))} need representative inputs to calibrate the "
+            "activation ranges: pass `calibration`, CSI float32 [N, 2, H, W] (a few hundred "
+            "training samples)."
+        )
     check = np.asarray(check, dtype=np.float32)
     if check.ndim != 4 or len(check) < 2:
         raise ValueError(f"`check` must be CSI [M >= 2, 2, H, W]. Received shape {check.shape}")
@@ -182,7 +195,7 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "check_samples": len(check),
-        "calibration_samples": len(calibration),
+        "calibration_samples": 0 if calibration is None else len(calibration),
         "artifacts": records,
     }
     write_json(Path(out_dir) / "manifest.json", manifest)

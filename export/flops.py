@@ -17,8 +17,9 @@ Counts are read from the Keras layers themselves, so they hold for any CSI size 
 :func:`graph_flops` is the independent count: TensorFlow's profiler over the model's inference
 graph for one sample (every op it has a FLOP rule for: MatMul and Conv2D as ``2 * MACs``, plus
 bias adds, BatchNorm and activations), so it runs a little above the formulas. On a BCRNet model
-as trained, the graph also binarizes the latent kernel at every call (``sign``, ``mean|W|``: ~3
-FLOPs per weight); the report counts the exported graph, where the kernel is folded once
+as trained, the graph also binarizes the latent kernel at every call (``sign``, ``mean|W|``, the
+straight-through arithmetic: about 8 FLOPs per weight by the profiler's count); the report
+counts the exported graph, where the kernel is folded once
 (:func:`mimokd.export.packed.fold_binarized`).
 """
 

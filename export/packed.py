@@ -10,7 +10,8 @@ training keeps (and that SavedModel / ONNX / TFLite artifacts store). :func:`wri
 the inference weights of a model with each binarized kernel as ``numpy.packbits`` of its signs
 plus ``alpha``; every other weight (biases, convolutions, BatchNorm statistics) stays float32.
 :func:`read_packed` loads them back into a model of the same architecture, whose outputs are then
-identical (the latent kernel is rebuilt as ``alpha * sign``, which binarizes to itself).
+the same up to float32 rounding (the latent kernel is rebuilt as ``alpha * sign``, which binarizes
+to itself; the layer recomputes ``mean|W|`` in float32, about 1e-6 relative).
 """
 
 import keras

@@ -16,6 +16,26 @@ import numpy as np
 from mimokd.export.formats import get_format
 
 
+def set_tensorflow_threads(threads):
+    """Set TensorFlow's intra- and inter-op thread pools to ``threads`` if it has not started yet.
+
+    Args:
+        threads: the thread count; ``None`` or ``0`` leave TensorFlow's default (all cores).
+
+    Returns:
+        int, the intra-op thread count in force afterwards (``0`` = TensorFlow's default).
+    """
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # the runtime has started: what is in force stays, and is returned
+            pass
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 class Runner:
     """An artifact loaded in its runtime; ``runner(x)`` maps float32 ``[batch, ...]`` to its output.
 
@@ -40,13 +60,7 @@ class TensorFlowRunner(Runner):
     def __init__(self, path, endpoint, threads=None):
         import tensorflow as tf
 
-        if threads is not None:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(threads)
-            except RuntimeError:  # the runtime has started: keep what is in force, and say so
-                pass
-        super().__init__(path, tf.config.threading.get_intra_op_parallelism_threads())
+        super().__init__(path, set_tensorflow_threads(threads))
         self._loaded = tf.saved_model.load(str(path))  # the signature does not keep it alive
         if endpoint.signature not in self._loaded.signatures:
             raise ValueError(
@@ -92,7 +106,7 @@ class LiteRTRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
 
         super().__init__(path, threads or 0)
-        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -118,7 +132,7 @@ def load_runner(path, fmt, endpoint, threads=None):
         path: artifact file, or folder for a SavedModel.
         fmt: format name or :class:`~mimokd.export.formats.ArtifactFormat`.
         endpoint: the :class:`~mimokd.export.formats.Endpoint` it was exported with.
-        threads: intra-op threads (``None`` = the runtime's default).
+        threads: intra-op threads (``None`` or ``0`` = the runtime's default).
 
     Raises:
         FileNotFoundError: nothing at ``path``.

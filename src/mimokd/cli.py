@@ -237,15 +237,6 @@ def cmd_pipeline(args):
     )
 
 
-def _set_threads(threads):
-    """Fix TensorFlow's thread pools before its runtime starts (they cannot change afterwards)."""
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def _models_to_export(args):
     """``[(label, model)]`` from ``--checkpoint`` files or from ``--models`` x ``--cr`` (untrained)."""
     from mimokd.train.checkpoints import load_checkpoint
@@ -266,8 +257,9 @@ def _export_data(args):
 
 def cmd_export(args):
     from mimokd.export import export_model
+    from mimokd.export.runtimes import set_tensorflow_threads
 
-    _set_threads(args.threads)
+    set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     calibration, check = _export_data(args)
     for label, model in _models_to_export(args):
         out = Path(args.out) / label if args.checkpoint is None or len(args.checkpoint) > 1 else Path(args.out)
@@ -288,8 +280,9 @@ def cmd_report(args):
     import keras
 
     from mimokd.export.report import report_model, write_report
+    from mimokd.export.runtimes import set_tensorflow_threads
 
-    _set_threads(args.threads)
+    set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     calibration, check = _export_data(args)
     complexity, artifacts = [], []
     for label, model in _models_to_export(args):
@@ -328,14 +321,14 @@ def cmd_compress(args):
     from mimokd.export.formats import FORMATS
     from mimokd.export.latency import measure_latency
     from mimokd.export.parity import check_parity
-    from mimokd.export.runtimes import load_runner
+    from mimokd.export.runtimes import load_runner, set_tensorflow_threads
     from mimokd.fileio import atomic_path, write_json
     from mimokd.train.checkpoints import load_checkpoint
     from mimokd.zoo import ComposedAutoencoder
 
     if not args.prune and not args.qat:
         raise ValueError("Nothing to do: give --prune SPARSITY and/or --qat")
-    _set_threads(args.threads)
+    set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     model = load_checkpoint(args.checkpoint)
     train, check = _load(args, "train"), _load(args, "test")
     inputs, score = part_inputs_and_score(model, deployable_parts(model)["encoder"], check)

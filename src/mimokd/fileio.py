@@ -52,6 +52,14 @@ def write_json(path, data):
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def _remove(path):
+    """Delete a file or a folder tree at ``path``, if anything is there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary folder beside ``path``; swap it in for ``path`` if the block succeeds.
@@ -68,13 +76,11 @@ def atomic_dir(path):
     old = path.parent / f".{path.name}.old"
     try:
         yield tmp
-        if old.exists():
-            shutil.rmtree(old)
+        _remove(old)
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
-        if old.exists():
-            shutil.rmtree(old)
+        _remove(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
