@@ -103,8 +103,11 @@ def part_inputs_and_score(model, part, csi):
     return codewords, lambda outputs: nmse_db(csi, outputs)
 
 
-def export_part(model, part, out_dir, formats, *, calibration, check, threads=None):
+def export_part(model, part, out_dir, formats, *, calibration, check, threads=None, strict=True):
     """Export one part to each format and check each artifact; see :func:`export_model`.
+
+    ``strict=False`` records a tolerance failure in the record's ``failure`` instead of raising
+    (see :func:`~mimokd.export.parity.check_parity`).
 
     Binarized layers are exported folded (:func:`~mimokd.export.packed.fold_binarized`); the
     parity checks compare with the part as trained.
@@ -122,7 +125,7 @@ def export_part(model, part, out_dir, formats, *, calibration, check, threads=No
         path = Path(out_dir) / f"{part.name}{fmt.suffix}"
         write_artifact(inference, fmt, path, part.endpoint, calibration=calibration_inputs)
         runner = load_runner(path, fmt, part.endpoint, threads=threads)
-        parity = check_parity(part.model, runner, fmt, check_inputs, score=score)
+        parity = check_parity(part.model, runner, fmt, check_inputs, score=score, strict=strict)
         records.append(
             {
                 "part": part.name,

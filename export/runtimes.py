@@ -60,7 +60,6 @@ class TensorFlowRunner(Runner):
     def __init__(self, path, endpoint, threads=None):
         import tensorflow as tf
 
-        super().__init__(path, set_tensorflow_threads(threads))
         self._loaded = tf.saved_model.load(str(path))  # the signature does not keep it alive
         if endpoint.signature not in self._loaded.signatures:
             raise ValueError(
@@ -68,6 +67,7 @@ class TensorFlowRunner(Runner):
                 f"{sorted(self._loaded.signatures)}"
             )
         self._fn = self._loaded.signatures[endpoint.signature]
+        super().__init__(path, set_tensorflow_threads(threads))
         self._input, self._output = endpoint.input_name, endpoint.output_name
         self._constant = tf.constant
 
@@ -87,11 +87,11 @@ class OnnxRunner(Runner):
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = threads
-        super().__init__(path, threads or 0)
         self._session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        super().__init__(path, threads or 0)
 
     def __call__(self, x):
         return self._session.run(None, {self._input: x})[0]
@@ -105,17 +105,19 @@ class LiteRTRunner(Runner):
     def __init__(self, path, threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        super().__init__(path, threads or 0)
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
+        self._shape = tuple(int(n) for n in self._input["shape"])
+        super().__init__(path, threads or 0)
 
     def __call__(self, x):
         interpreter = self._interpreter
-        if tuple(x.shape) != tuple(interpreter.get_input_details()[0]["shape"]):
+        if x.shape != self._shape:  # get_input_details() per call would cost ~10 µs of Python
             interpreter.resize_tensor_input(self._input["index"], list(x.shape))
             interpreter.allocate_tensors()
+            self._shape = x.shape
         interpreter.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=self._input["dtype"]))
         interpreter.invoke()
         return interpreter.get_tensor(self._output).copy()

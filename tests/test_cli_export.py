@@ -108,3 +108,30 @@ def test_threads_option_after_tensorflow_has_started(tmp_path):
     tf.constant(1.0) + 1.0  # the runtime has started, as after any earlier command in this process
     assert main(["export", "--models", "crnet_se", "--cr", "32", "--parts", "encoder", "--formats", "onnx",
                  "--out", str(tmp_path), "--train-samples", "64", "--test-samples", "32", "--threads", "3"]) == 0
+
+
+def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
+    from mimokd.train.checkpoints import load_checkpoint
+    from mimokd.zoo import create_model
+
+    checkpoint = tmp_path / "model.keras"
+    create_model("crnet_se", cr=32).save(checkpoint)
+    out = tmp_path / "compressed"
+    assert main(["compress", "--checkpoint", str(checkpoint), "--prune", "0.5", "--qat", "--epochs", "1",
+                 "--out", str(out), *DATA]) == 0
+    summary = json.loads((out / "compress.json").read_text())
+    assert summary["pruning"]["sparsity"] == {"enc_dense": 0.5}
+    assert summary["pruning"]["encoder_zlib_bytes"] < summary["encoder_zlib_bytes"]  # zeros compress
+    pruned = load_checkpoint(out / "pruned.keras")
+    kernel = keras.ops.convert_to_numpy(pruned.encoder.get_layer("enc_dense").kernel)
+    assert np.mean(kernel == 0) == 0.5
+    qat = summary["qat"]
+    assert qat["failure"] is None and qat["format"] == "tflite-int8"
+    assert (out / "encoder.qat-int8.tflite").stat().st_size == qat["size_bytes"]
+    assert qat["latency_median_us"] > 0
+    assert "QAT int8 encoder" in capsys.readouterr().out
+
+
+def test_compress_needs_something_to_do(tmp_path, capsys):
+    assert main(["compress", "--checkpoint", str(tmp_path / "missing.keras")]) == 2
+    assert "--prune" in capsys.readouterr().err

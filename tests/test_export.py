@@ -308,6 +308,27 @@ def test_check_parity_rejects_an_nmse_loss_beyond_the_budget(model, onnx_runner,
     np.testing.assert_allclose(calls[1], onnx_runner(test), atol=0)
     with pytest.raises(ParityError, match=r"loses 0\.020 dB of NMSE .* allows 0\.01 dB"):
         check_parity(model.encoder, onnx_runner, FORMATS["onnx"], test, score=score(0.02))
+    # not strict (the report): the figures come back, the failure is named, nothing is raised
+    lenient = check_parity(model.encoder, onnx_runner, FORMATS["onnx"], test, score=score(0.02), strict=False)
+    assert lenient.nmse_loss_db == pytest.approx(0.02)
+    assert "loses 0.020 dB of NMSE" in lenient.failure and lenient.as_dict()["failure"] == lenient.failure
+    assert check_parity(model.encoder, onnx_runner, FORMATS["onnx"], test, strict=False).failure is None
+
+
+def test_report_marks_a_failing_artifact_writes_everything_then_raises(model, data, tmp_path, monkeypatch):
+    train, test = data
+    strict = dataclasses.replace(FORMATS["tflite-f16"], rtol=0.0)  # float16 can never meet rtol 0
+    monkeypatch.setitem(FORMATS, "tflite-f16", strict)
+    complexity, artifacts = report_model(model, tmp_path / "m", calibration=train, check=test,
+                                         formats=["onnx", "tflite-f16"], warmup=1, runs=5, label="m")
+    assert [(a["format"], a["parity"]) for a in artifacts] == [("onnx", "ok"), ("tflite-f16", "FAILED")]
+    assert "tflite-f16 artifact" in artifacts[1]["failure"] and artifacts[1]["latency_median_us"] > 0
+    assert fastest(artifacts)[("m", "encoder")]["format"] == "onnx"  # a failed artifact never wins
+    with pytest.raises(ParityError, match="1 artifact\\(s\\) failed parity"):
+        write_report(complexity, artifacts, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Parity failures" in text and "FAILED" in text
+    assert json.loads((tmp_path / "report.json").read_text())["artifacts"][1]["parity"] == "FAILED"
 
 
 def test_check_parity_rejects_wrong_shapes_and_non_finite_outputs(model, onnx_runner, data):
