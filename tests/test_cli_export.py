@@ -12,7 +12,7 @@ from mimokd.export import formats
 from mimokd.export.artifacts import ENCODER
 from mimokd.export.runtimes import load_runner
 
-DATA = ["--train-samples", "64", "--test-samples", "32"]
+DATA = ["--calibration-samples", "64", "--test-samples", "32"]
 
 
 def test_export_models(tmp_path, capsys):
@@ -107,7 +107,7 @@ def test_threads_option_after_tensorflow_has_started(tmp_path):
 
     tf.constant(1.0) + 1.0  # the runtime has started, as after any earlier command in this process
     assert main(["export", "--models", "crnet_se", "--cr", "32", "--parts", "encoder", "--formats", "onnx",
-                 "--out", str(tmp_path), "--train-samples", "64", "--test-samples", "32", "--threads", "3"]) == 0
+                 "--out", str(tmp_path), *DATA, "--threads", "3"]) == 0
 
 
 def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
@@ -118,7 +118,7 @@ def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
     create_model("crnet_se", cr=32).save(checkpoint)
     out = tmp_path / "compressed"
     assert main(["compress", "--checkpoint", str(checkpoint), "--prune", "0.5", "--qat", "--epochs", "1",
-                 "--out", str(out), *DATA]) == 0
+                 "--out", str(out), "--train-samples", "64", "--test-samples", "32"]) == 0
     summary = json.loads((out / "compress.json").read_text())
     assert summary["pruning"]["sparsity"] == {"enc_dense": 0.5}
     assert summary["pruning"]["encoder_zlib_bytes"] < summary["encoder_zlib_bytes"]  # zeros compress

@@ -252,7 +252,9 @@ def _models_to_export(args):
 
 
 def _export_data(args):
-    return _load(args, "train")[: args.calibration_samples], _load(args, "test")
+    """``(calibration, check)`` CSI: the first ``--calibration-samples`` of the training split, the test split."""
+    args.train_samples = args.calibration_samples
+    return _load(args, "train"), _load(args, "test")
 
 
 def cmd_export(args):
@@ -390,7 +392,7 @@ def _add_export_args(parser, out, parts_default):
     parser.add_argument("--threads", type=int, default=1, help="runtime threads for checks and timing (default: 1)")
     parser.add_argument("--calibration-samples", type=int, default=200,
                         help="training CSI samples that calibrate int8 (default: 200)")
-    _add_data_args(parser, {"train": 200, "test": 500})
+    _add_data_args(parser, {"test": 500})
 
 
 def build_parser():
