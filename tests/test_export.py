@@ -28,6 +28,7 @@ from mimokd.export.runtimes import LiteRTRunner, Runner, load_runner
 from mimokd.fileio import atomic_dir
 from mimokd.metrics import nmse_db
 from mimokd.zoo import BinarizedDense, create_model
+from mimokd.zoo.registry import PRESETS
 
 CR = 32
 D = 2 * 32 * 32 // CR
@@ -760,3 +761,13 @@ def test_format_table_is_consistent():
     assert len({f.suffix for f in FORMATS.values()}) == len(FORMATS)
     stricter = dataclasses.replace(FORMATS["onnx"], rtol=0.0)
     assert stricter.rtol == 0.0 and FORMATS["onnx"].rtol == 1e-4  # frozen records, copied on replace
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_zoo_model_exports_every_part_in_every_format(name, data, tmp_path):
+    train, test = data
+    manifest = export_model(create_model(name, cr=CR), tmp_path, calibration=train, check=test)
+    expected = [(part, fmt) for part in ("encoder", "decoder") for fmt in PART_FORMATS[part]]
+    assert [(a["part"], a["format"]) for a in manifest["artifacts"]] == expected
+    assert all(a["failure"] is None and a["max_abs_diff"] <= a["allowed_abs_diff"] for a in manifest["artifacts"])
