@@ -207,10 +207,21 @@ def cmd_ip_kd(args):
 
 def cmd_experiment(args):
     from mimokd.experiments import EXPERIMENTS, get_experiment, run_experiment
+    from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
 
     if args.name == "list":
         for name, exp in EXPERIMENTS.items():
             print(f"{name:12s} {exp.source}: {exp.title}")
+        for name, (_, title) in KONG_EXPERIMENTS.items():
+            print(f"{name:12s} {title}")
+        return
+    if args.name in KONG_EXPERIMENTS:
+        scale = (PAPER if args.scale == "paper" else SMALL).with_overrides(
+            iterations=args.iterations, batch_size=args.batch_size, test_channels=args.test_samples,
+            val_channels=args.val_samples, width=args.width,
+        )
+        run_kong(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
+        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
         return
     experiment = get_experiment(args.name)
     scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
@@ -523,6 +534,10 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
     for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size", "teacher-epochs"):
         p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
+    # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
+    p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
+    p.add_argument("--width", type=float, default=None, help="kong-fig*: factor on the paper's layer widths")
+    p.add_argument("--powers", type=float, nargs="+", default=None, help="kong-fig2/3: P values in dB")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser(
