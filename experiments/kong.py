@@ -61,7 +61,7 @@ class KongScale:
 
 
 SMALL = KongScale(iterations=300, batch_size=200, steps_per_epoch=50, width=0.25, test_channels=2000,
-                  val_channels=1000, codebook_channels=4000, lloyd_iterations=5)
+                  val_channels=1000, codebook_channels=5000, lloyd_iterations=5)
 PAPER = KongScale(iterations=50_000, batch_size=1000, steps_per_epoch=1000, width=1.0, test_channels=100_000,
                   val_channels=10_000, codebook_channels=100_000, lloyd_iterations=20)
 
