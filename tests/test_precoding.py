@@ -216,3 +216,20 @@ def test_receiver_and_transmitter_keras_round_trip(tmp_path, binarization):
         keras.ops.convert_to_numpy(receiver_logits(loaded)(pilots)),
         keras.ops.convert_to_numpy(receiver_logits(system.receiver)(pilots)),
     )
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "tflite-f32"])
+def test_receiver_exports_and_gives_the_same_bits_in_its_runtime(tmp_path, fmt):
+    from mimokd.classical.mimo import dft_pilots, pilots_to_real, rayleigh_channels, received_pilots
+    from mimokd.export.formats import FORMATS, Endpoint, write_artifact
+    from mimokd.export.parity import check_parity
+    from mimokd.export.runtimes import load_runner
+
+    receiver = build_receiver(2 * 1 * 4, 3, hidden=(16, 16))
+    H = rayleigh_channels(64, 1, 4, 1, rng=0)
+    pilots = pilots_to_real(received_pilots(H, dft_pilots(4, 4), 10.0, 1))[:, 0]
+    endpoint = Endpoint("receive", "pilots", "bits")
+    path = write_artifact(receiver, FORMATS[fmt], tmp_path / f"receiver{FORMATS[fmt].suffix}", endpoint)
+    runner = load_runner(path, fmt, endpoint)
+    check_parity(receiver, runner, FORMATS[fmt], pilots)  # raises on any flipped bit
+    np.testing.assert_array_equal(runner(pilots), np.asarray(receiver(pilots)))
