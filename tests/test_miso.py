@@ -100,6 +100,18 @@ def test_wmmse_zf_init_never_below_zf_at_high_snr():
     assert np.all(miso_sum_rate(h, W, 1.0) >= miso_sum_rate(h, zf_beamformer(h, P), 1.0) - 1e-9)
 
 
+def test_wmmse_best_start_is_never_below_zf_mrt_or_either_single_start():
+    rng = np.random.default_rng(4)
+    h, P = _cn(rng, (64, 4, 4)), 100.0
+    W, p, q, _ = wmmse(h, P, 1.0, init="best")
+    best = miso_sum_rate(h, W, 1.0)
+    for other in (zf_beamformer(h, P), mrt_beamformer(h, P), wmmse(h, P, 1.0, init="mrt")[0],
+                  wmmse(h, P, 1.0, init="zf")[0]):
+        assert np.all(best >= miso_sum_rate(h, other, 1.0) - 1e-9)
+    np.testing.assert_allclose(p, np.sum(np.abs(W) ** 2, axis=1))  # p, q come from the kept run
+    assert q.shape == p.shape and np.all(np.isfinite(q))
+
+
 def test_wmmse_sum_rate_non_decreasing():
     rng = np.random.default_rng(5)
     h, P = _cn(rng, (16, 4, 4)), 100.0
