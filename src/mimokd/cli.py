@@ -208,11 +208,12 @@ def cmd_ip_kd(args):
 def cmd_experiment(args):
     from mimokd.experiments import EXPERIMENTS, get_experiment, run_experiment
     from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
+    from mimokd.experiments.zhang import ZHANG_EXPERIMENTS, run_zhang
 
     if args.name == "list":
         for name, exp in EXPERIMENTS.items():
             print(f"{name:12s} {exp.source}: {exp.title}")
-        for name, (_, title) in KONG_EXPERIMENTS.items():
+        for name, (_, title) in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS}.items():
             print(f"{name:12s} {title}")
         return
     if args.name in KONG_EXPERIMENTS:
@@ -222,6 +223,15 @@ def cmd_experiment(args):
         )
         run_kong(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
         print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
+        return
+    if args.name in ZHANG_EXPERIMENTS:
+        from mimokd.experiments import zhang
+
+        scale = (zhang.PAPER if args.scale == "paper" else zhang.SMALL).with_overrides(
+            train=args.train_samples, test=args.test_samples, epochs=args.epochs, batch_size=args.batch_size,
+        )
+        run_zhang(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
+        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plot")
         return
     experiment = get_experiment(args.name)
     scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
@@ -537,7 +547,8 @@ def build_parser():
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
     p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
     p.add_argument("--width", type=float, default=None, help="kong-fig*: factor on the paper's layer widths")
-    p.add_argument("--powers", type=float, nargs="+", default=None, help="kong-fig2/3: P values in dB")
+    p.add_argument("--powers", type=float, nargs="+", default=None,
+                   help="kong-fig2/3: P values in dB; zhang-fig2: SNRs in dB")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser(
