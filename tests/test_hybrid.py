@@ -70,6 +70,22 @@ def test_loss_terms_match_recomputation(data):
     np.testing.assert_allclose(terms["loss"], 0.7 * channel_mse + 3.0 * power_mse - 0.2 * rate, rtol=1e-4)
 
 
+def test_rate_on_the_learned_channel_as_the_paper_writes_it(data):
+    x, y, pw = data["uplink"][:32], data["downlink"][:32], data["powers"][:32]
+    model = HybridBeamformer(NT, K, P, NOISE, csi_hidden=HIDDEN, power_hidden=HIDDEN, alpha_h=0.0, alpha_p=0.0,
+                             alpha_r=1.0, rate_channel="learned")
+    terms = {k: float(v) for k, v in model.loss_terms(x, y, pw, training=False).items()}
+    h_hat = model.csi_net(x, training=False).numpy()
+    W = model(x).numpy()
+    learned = np.mean(miso_sum_rate(_complex(h_hat), _complex(W), NOISE))
+    true = np.mean(miso_sum_rate(_complex(y), _complex(W), NOISE))
+    np.testing.assert_allclose(terms["loss"], -learned, rtol=1e-4)  # the loss uses h_hat ...
+    np.testing.assert_allclose(terms["sum_rate"], true, rtol=1e-4)  # ... the logged rate the true h_D
+    assert abs(learned - true) > 1e-3  # the two differ, so the test can tell them apart
+    with pytest.raises(ValueError, match="rate_channel"):
+        HybridBeamformer(NT, K, P, NOISE, rate_channel="estimated")
+
+
 def _grads(model, x, y, pw, fn):
     with tf.GradientTape() as tape:
         value = fn(model.loss_terms(x, y, pw, training=True))

@@ -10,9 +10,10 @@ loss of eq. (10):
 - ``L_H = MSE(h_D, h_hat)`` over the real-stored entries (eq. 8: ``1 / (2 T Nt K) sum ||H_D - H_hat||^2``);
 - ``L_P = MSE(power_targets(p, q, P), y_hat)`` over the ``2K`` entries (eq. 9 on the Power-Net's
   normalised scale ``[p; q] / (2P)``; ``p``, ``q`` the WMMSE labels on the TRUE downlink channels);
-- ``L_R = -mean_batch R_sum(h_D, W)``: the sum rate of eq. (2) of the recovered ``W`` evaluated on
-  the TRUE downlink channels ``h_D`` (the paper computes it with the learned channel; the true one is
-  used here, as it is the quantity of interest and available in the training set).
+- ``L_R = -mean_batch R_sum(h, W)``: the sum rate of eq. (2) of the recovered ``W``, evaluated on
+  the TRUE downlink channels ``h_D`` by default (``rate_channel="true"``: the quantity of interest,
+  available in the training set) or on the learned ``h_hat`` as the paper writes it
+  (``rate_channel="learned"``). The logged ``sum_rate`` is always on the true channels.
 
 Variants (constructor ``alpha_h, alpha_p, alpha_r``): hybrid (all > 0), supervised-only
 (``alpha_r = 0``), unsupervised-only (``alpha_h = alpha_p = 0``). In the unsupervised variant
@@ -135,7 +136,7 @@ class HybridBeamformer(keras.Model):
 
     def __init__(self, Nt, K, power, noise, *, alpha_h=1.0, alpha_p=1.0, alpha_r=1.0, csi_hidden=None,
                  power_hidden=None, per_user=True, power_variant="fc", linalg_dtype="float64",
-                 name="hybrid_beamformer", **kwargs):
+                 rate_channel="true", name="hybrid_beamformer", **kwargs):
         super().__init__(name=name, **kwargs)
         alphas = {"alpha_h": alpha_h, "alpha_p": alpha_p, "alpha_r": alpha_r}
         for key, value in alphas.items():
@@ -143,6 +144,9 @@ class HybridBeamformer(keras.Model):
                 raise ValueError(f"`{key}` must be finite and >= 0. Received: {key}={value}")
         if not any(v > 0 for v in alphas.values()):
             raise ValueError(f"At least one of alpha_h, alpha_p, alpha_r must be > 0. Received: {alphas}")
+        if rate_channel not in ("true", "learned"):
+            raise ValueError(f"`rate_channel` must be 'true' or 'learned'. Received: rate_channel={rate_channel!r}")
+        self.rate_channel = rate_channel
         self.Nt, self.K = int(Nt), int(K)
         self.power, self.noise = float(power), float(noise)
         self.alpha_h, self.alpha_p, self.alpha_r = float(alpha_h), float(alpha_p), float(alpha_r)
@@ -190,13 +194,14 @@ class HybridBeamformer(keras.Model):
         channel_mse = ops.mean(ops.square(downlink - h_hat))
         power_mse = ops.mean(ops.square(powers - y_hat))
         sum_rate = ops.mean(miso_sum_rate_tf(downlink, W, self.noise))
+        rate_term = sum_rate if self.rate_channel == "true" else ops.mean(miso_sum_rate_tf(h_hat, W, self.noise))
         loss = ops.zeros((), "float32")
         if self.alpha_h > 0:
             loss = loss + self.alpha_h * channel_mse
         if self.alpha_p > 0:
             loss = loss + self.alpha_p * power_mse
         if self.alpha_r > 0:
-            loss = loss - self.alpha_r * sum_rate
+            loss = loss - self.alpha_r * rate_term
         return {"loss": loss, "channel_mse": channel_mse, "power_mse": power_mse, "sum_rate": sum_rate}
 
     @staticmethod
@@ -237,6 +242,7 @@ class HybridBeamformer(keras.Model):
             "per_user": self.per_user,
             "power_variant": self.power_variant,
             "linalg_dtype": self.linalg_dtype,
+            "rate_channel": self.rate_channel,
         }
 
     @classmethod
