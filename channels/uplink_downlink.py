@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from mimokd.rng import as_generator, complex_normal
+
 SPEED_OF_LIGHT = 299_792_458.0
 """m/s; converts carrier frequencies to wavelengths in the ULA response of eq. (19)."""
 
@@ -43,22 +45,6 @@ def _positive_float(name, value):
     return float(value)
 
 
-def _as_generator(rng):
-    """A ``numpy.random.Generator`` from a generator or an int seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"`rng` must be a numpy.random.Generator or an int seed. Received: rng={rng!r} of type {type(rng).__name__}"
-    )
-
-
-def _complex_normal(rng, shape):
-    """CN(0, 1) entries, complex128: real parts drawn first, then imaginary parts."""
-    real = rng.standard_normal(shape)
-    imag = rng.standard_normal(shape)
-    return (real + 1j * imag) / np.sqrt(2.0)
 
 
 def _check_channels(name, h):
@@ -84,8 +70,8 @@ def haar_unitary(Nt, rng):
     Returns complex128 ``[Nt, Nt]``.
     """
     Nt = _positive_int("Nt", Nt)
-    g = _as_generator(rng)
-    q, r = np.linalg.qr(_complex_normal(g, (Nt, Nt)))
+    g = as_generator(rng)
+    q, r = np.linalg.qr(complex_normal(g, (Nt, Nt)))
     d = np.diagonal(r)
     return q * (d / np.abs(d))[None, :]
 
@@ -101,9 +87,9 @@ def make_front_end(Nt, rng):
     Returns:
         ``(phi, c)``: complex128 ``[Nt, Nt]`` and a Python complex.
     """
-    g = _as_generator(rng)
+    g = as_generator(rng)
     phi = haar_unitary(Nt, g)
-    c = complex(_complex_normal(g, ())[()])
+    c = complex(complex_normal(g, ())[()])
     return phi, c
 
 
@@ -136,13 +122,13 @@ def tdd_mismatch_channels(batch, K, Nt, rng, *, phi=None, c=None):
         ``(h_up, h_down)``, complex64 ``[batch, K, Nt]`` each.
     """
     batch, K, Nt = (_positive_int(n, v) for n, v in (("batch", batch), ("K", K), ("Nt", Nt)))
-    g = _as_generator(rng)
+    g = as_generator(rng)
     if (phi is None) != (c is None):
         raise ValueError("Give both `phi` and `c` (from make_front_end) or neither.")
     if phi is None:
         phi, c = make_front_end(Nt, g)
     phi, c = _check_front_end(Nt, phi, c)
-    h_up = _complex_normal(g, (batch, K, Nt))
+    h_up = complex_normal(g, (batch, K, Nt))
     h_down = c * np.einsum("mn,bkn->bkm", phi, h_up)
     return h_up.astype(np.complex64), h_down.astype(np.complex64)
 
@@ -219,7 +205,7 @@ def fdd_multipath_channels(batch, K, Nt, rng, *, f_up=2.5e9, f_down=2.4e9, paths
     spacing = SPEED_OF_LIGHT / (2.0 * f_down) if spacing is None else _positive_float("spacing", spacing)
     if downlink not in ("eq40", "physical"):
         raise ValueError(f"`downlink` must be 'eq40' or 'physical'. Received: downlink={downlink!r}")
-    g = _as_generator(rng)
+    g = as_generator(rng)
     if downlink == "eq40":
         if (phi is None) != (c is None):
             raise ValueError("Give both `phi` and `c` (from make_front_end) or neither.")
@@ -233,7 +219,7 @@ def fdd_multipath_channels(batch, K, Nt, rng, *, f_up=2.5e9, f_down=2.4e9, paths
     theta = theta_bar[..., None] + g.uniform(-angle_spread / 2, angle_spread / 2, size=(batch, K, paths))
     tau = g.uniform(0.0, max_delay, size=(batch, K, paths))
     phase = g.uniform(-np.pi, np.pi, size=(batch, K, paths))
-    alpha = _complex_normal(g, (batch, K, paths))
+    alpha = complex_normal(g, (batch, K, paths))
 
     def rotation(f):  # exp(-j 2 pi f tau + j phi); f tau reduced mod 1 in float64 first
         return np.exp(-2j * np.pi * np.mod(f * tau, 1.0) + 1j * phase)
@@ -313,7 +299,7 @@ def drop_users(batch, users_per_cell, rng, *, num_cells=7, radius=200.0, min_dis
     if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) \
             or not 0 <= min_distance < np.sqrt(3.0) / 2 * radius:
         raise ValueError(f"`min_distance` must be in [0, sqrt(3)/2 * radius). Received: min_distance={min_distance!r}")
-    g = _as_generator(rng)
+    g = as_generator(rng)
     shape = (batch, num_cells, users_per_cell)
     offsets = np.zeros(shape + (2,))
     pending = np.ones(shape, dtype=bool)
@@ -427,9 +413,9 @@ def received_uplink(h_up, pilots, noise_power, rng):
     if x.shape[0] != h.shape[-2]:
         raise ValueError(f"`pilots` has {x.shape[0]} rows but `h_up` has K={h.shape[-2]} users.")
     noise_power = _positive_float("noise_power", noise_power)
-    g = _as_generator(rng)
+    g = as_generator(rng)
     clean = np.einsum("...kn,kl->...nl", h.astype(np.complex128), x.astype(np.complex128))
-    noise = np.sqrt(noise_power) * _complex_normal(g, clean.shape)
+    noise = np.sqrt(noise_power) * complex_normal(g, clean.shape)
     return (clean + noise).astype(np.complex64)
 
 

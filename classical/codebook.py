@@ -36,25 +36,14 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
+from mimokd.classical.mimo import _positive_int
+from mimokd.rng import as_generator
+
 DISTANCES = ("chordal", "expected_sinr")
 
 
 # ---------------------------------------------------------------------------------------------
 # validation helpers
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _as_generator(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(f"`rng` must be a numpy.random.Generator or an int seed. Received: rng={rng!r}")
 
 
 def _check_matrices(name, x, min_ndim=2):
@@ -97,7 +86,7 @@ def random_semi_unitary(count, M, N, rng):
     count, M, N = (_positive_int(n, v) for n, v in (("count", count), ("M", M), ("N", N)))
     if N > M:
         raise ValueError(f"A semi-unitary M x N matrix needs N <= M. Received: M={M}, N={N}")
-    rng = _as_generator(rng)
+    rng = as_generator(rng)
     g = (rng.standard_normal((count, M, N)) + 1j * rng.standard_normal((count, M, N))) / np.sqrt(2.0)
     q, r = np.linalg.qr(g)
     d = np.diagonal(r, axis1=-2, axis2=-1)
@@ -396,7 +385,7 @@ def lloyd_codebook(training, bits, distance="chordal", iterations=20, rng=0, *, 
         raise ValueError(
             f"The Lloyd algorithm needs at least 2**bits training samples. Received: T={T}, bits={bits}"
         )
-    rng = _as_generator(rng)
+    rng = as_generator(rng)
     codebook = channel_basis(X[rng.choice(T, size=count, replace=False)]).astype(np.complex128)
 
     history = []

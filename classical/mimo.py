@@ -25,29 +25,13 @@ import numbers
 
 import numpy as np
 
+from mimokd.rng import as_generator, complex_normal
+
 
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     return int(value)
-
-
-def _as_generator(rng):
-    """A ``numpy.random.Generator`` from a generator or an int seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"`rng` must be a numpy.random.Generator or an int seed. Received: rng={rng!r} of type {type(rng).__name__}"
-    )
-
-
-def _complex_normal(rng, shape):
-    """CN(0, 1) entries of the given shape, complex64: real parts drawn first, then imaginary parts."""
-    real = rng.standard_normal(shape)
-    imag = rng.standard_normal(shape)
-    return ((real + 1j * imag) / np.sqrt(2.0)).astype(np.complex64)
 
 
 def _check_p_train(p_train):
@@ -80,7 +64,7 @@ def rayleigh_channels(batch, K, M, N, rng):
         CN(0, 1) (real and imaginary parts i.i.d. N(0, 1/2)).
     """
     shape = tuple(_positive_int(name, value) for name, value in (("batch", batch), ("K", K), ("M", M), ("N", N)))
-    return _complex_normal(_as_generator(rng), shape)
+    return complex_normal(as_generator(rng), shape, np.complex64)
 
 
 def dft_pilots(M, L):
@@ -135,10 +119,10 @@ def received_pilots(H, pilots, p_train, rng):
             f"`H` must be complex [batch, K, M, N] with M = pilots.shape[0]. "
             f"Received: H.shape={H.shape}, pilots.shape={pilots.shape}"
         )
-    rng = _as_generator(rng)
+    rng = as_generator(rng)
     batch, K, _, N = H.shape
     clean = np.sqrt(p_train) * np.einsum("bkmn,ml->bknl", H.conj().astype(np.complex128), pilots.astype(np.complex128))
-    noise = _complex_normal(rng, (batch, K, N, pilots.shape[1]))
+    noise = complex_normal(rng, (batch, K, N, pilots.shape[1]), np.complex64)
     return (clean + noise).astype(np.complex64)
 
 

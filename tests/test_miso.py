@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mimokd.rng import complex_normal
 from mimokd.classical.miso import (
     dual_uplink_powers,
     miso_sum_rate,
@@ -15,7 +16,7 @@ from mimokd.classical.miso import (
 
 
 def _cn(rng, shape):
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    return complex_normal(rng, shape)
 
 
 def _loop_sum_rate(h, W, noise):

@@ -5,6 +5,7 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 
+from mimokd.rng import complex_normal
 from mimokd.classical.miso import miso_sum_rate, mrt_beamformer
 from mimokd.classical.slnr import (
     gp_power_allocation,
@@ -18,7 +19,7 @@ from mimokd.classical.slnr import (
 
 
 def _cn(rng, shape):
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    return complex_normal(rng, shape)
 
 
 def _setup(seed=0, batch=4, K=3, Nt=4, M=0):

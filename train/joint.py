@@ -127,6 +127,14 @@ def minus_mean_sum_rate(channels, precoders, power_linear):
     return -ops.mean(sum_rate_tf(channels, to_complex(precoders), power_linear))
 
 
+def _update(optimizer, variables, loss_fn):
+    """One ``optimizer`` step on ``variables`` minimizing ``loss_fn()``; returns the loss before it."""
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    optimizer.apply(tape.gradient(loss, variables), variables)
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="mimokd")
 class JointTrainer(keras.Model):
     """Algorithm 1 of Kong et al.: ``fit`` on ``(pilots, channels)`` batches (:func:`channel_dataset`).
@@ -236,11 +244,7 @@ class JointTrainer(keras.Model):
         Returns:
             ``L_aux`` before the update, float32 scalar.
         """
-        variables = self.aux_variables
-        with tf.GradientTape() as tape:
-            loss = self.aux_loss(pilots, channels)
-        self.aux_optimizer.apply(tape.gradient(loss, variables), variables)
-        return loss
+        return _update(self.aux_optimizer, self.aux_variables, lambda: self.aux_loss(pilots, channels))
 
     def main_step(self, pilots, channels):
         """Step 5 of Algorithm 1: one ``optimizer`` update of receivers + transmitter (through the STE).
@@ -248,11 +252,7 @@ class JointTrainer(keras.Model):
         Returns:
             ``L_main`` before the update, float32 scalar.
         """
-        variables = self.main_variables
-        with tf.GradientTape() as tape:
-            loss = self.main_loss(pilots, channels)
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
-        return loss
+        return _update(self.optimizer, self.main_variables, lambda: self.main_loss(pilots, channels))
 
     def current_slope(self):
         """The sigmoid STE's slope at the current iteration."""
