@@ -133,6 +133,20 @@ def tdd_mismatch_channels(batch, K, Nt, rng, *, phi=None, c=None):
     return h_up.astype(np.complex64), h_down.astype(np.complex64)
 
 
+def squared_channels(batch, K, Nt, rng):
+    """The uplink-downlink relation of Sec. VII's Fig. 2: ``h_D[i] = (h_U[i])^2`` element-wise.
+
+    Uplink ``h_U`` i.i.d. CN(0, 1) (drawn as in :func:`tdd_mismatch_channels`, no front-end);
+    ``E|h_D[i]|^2 = E|h_U[i]|^4 = 2``. A nonlinear mapping that a linear estimator cannot learn.
+
+    Returns:
+        ``(h_up, h_down)``, complex64 ``[batch, K, Nt]`` each.
+    """
+    batch, K, Nt = (_positive_int(n, v) for n, v in (("batch", batch), ("K", K), ("Nt", Nt)))
+    h_up = complex_normal(as_generator(rng), (batch, K, Nt))
+    return h_up.astype(np.complex64), (h_up ** 2).astype(np.complex64)
+
+
 # ------------------------------------------------------------------ FDD ULA multipath, eq. (18)-(19), (40)
 
 

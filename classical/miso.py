@@ -207,21 +207,21 @@ def dual_uplink_powers(h, W, noise):
     return np.clip(np.linalg.solve(M, rhs[..., None])[..., 0], 0.0, None)
 
 
-def _wmmse_step(h, W, P, noise):
-    """One WMMSE update; returns ``(W_new, q, mu)`` with ``q = sigma^2 omega |u|^2 / mu`` (nan where
-    ``mu = 0``). ``h [b, K, Nt]``, ``W [b, Nt, K]``, ``P``, ``noise`` float64 ``[b]``."""
-    HD = np.swapaxes(h, 1, 2)  # [b, Nt, K]
-    G = np.einsum("bkn,bnj->bkj", h.conj(), W)  # h_k^H w_j
-    T = np.sum(np.abs(G) ** 2, axis=2) + noise[:, None]  # [b, K]
-    sig = np.einsum("bkk->bk", G)
-    u = sig / T
-    omega = T / (T - np.abs(sig) ** 2)  # 1 / e_k = 1 + gamma_k
-    c = omega * np.abs(u) ** 2  # [b, K]
-    A = np.einsum("bnj,bj,bmj->bnm", HD, c, HD.conj())
-    lam, Uv = np.linalg.eigh(A)  # ascending, [b, Nt], [b, Nt, Nt]
+def _power_constrained_solve(A, B, P):
+    """``X = (A + mu I)^(-1) B`` with ``mu >= 0`` the smallest value giving ``||X||_F^2 <= P``, batched.
+
+    ``A`` Hermitian PSD complex ``[n, d, d]``, ``B`` complex ``[n, d, m]`` (in the range of ``A``),
+    ``P`` float64 ``[n]``. ``mu = 0`` (pseudo-inverse: eigenvalues below ``1e-10 lambda_max`` are
+    treated as null space, where ``B`` has only round-off) when that solution fits; else ``mu`` is the
+    feasible end of a bisection on the eigenvalues of ``A``, ``sum_i phi_i / (lambda_i + mu)^2 = P``
+    (``phi_i`` the squared norm of row ``i`` of ``U^H B``), so ``||X||_F^2 <= P`` holds exactly.
+    Returns ``(X, mu)``. The transmit update of :func:`wmmse` and of
+    :func:`mimokd.classical.multicell_wmmse.multicell_wmmse` (one call per BS).
+    """
+    lam, Uv = np.linalg.eigh(A)  # ascending, [n, d], [n, d, d]
     lam = np.clip(lam, 0.0, None)
-    Z = np.einsum("bmn,bmk->bnk", Uv.conj(), HD * (omega * u)[:, None, :])  # U^H B, [b, Nt, K]
-    phi = np.sum(np.abs(Z) ** 2, axis=2)  # [b, Nt]
+    Z = np.einsum("bmn,bmk->bnk", Uv.conj(), B)  # U^H B, [n, d, m]
+    phi = np.sum(np.abs(Z) ** 2, axis=2)  # [n, d]
     # mu = 0: pseudo-inverse (B lies in the range of A; the null-space eigenvalues are round-off).
     valid = lam > 1e-10 * np.maximum(lam[:, -1:], np.finfo(np.float64).tiny)
     inv0 = np.where(valid, 1.0 / np.where(valid, lam, 1.0), 0.0)
@@ -237,11 +237,25 @@ def _wmmse_step(h, W, P, noise):
             over = np.sum(ph / (lm + mid[:, None]) ** 2, axis=1) > Pn
             lo = np.where(over, mid, lo)
             hi = np.where(over, hi, mid)
-        mu[need] = hi  # the feasible end: sum ||w_k||^2 <= P exactly
+        mu[need] = hi  # the feasible end: ||X||_F^2 <= P exactly
     inv = np.where(need[:, None], 1.0 / (lam + mu[:, None] + (~need)[:, None]), inv0)
-    W_new = np.einsum("bnm,bm,bmk->bnk", Uv, inv, Z)
+    return np.einsum("bnm,bm,bmk->bnk", Uv, inv, Z), mu
+
+
+def _wmmse_step(h, W, P, noise):
+    """One WMMSE update; returns ``(W_new, q, mu)`` with ``q = sigma^2 omega |u|^2 / mu`` (nan where
+    ``mu = 0``). ``h [b, K, Nt]``, ``W [b, Nt, K]``, ``P``, ``noise`` float64 ``[b]``."""
+    HD = np.swapaxes(h, 1, 2)  # [b, Nt, K]
+    G = np.einsum("bkn,bnj->bkj", h.conj(), W)  # h_k^H w_j
+    T = np.sum(np.abs(G) ** 2, axis=2) + noise[:, None]  # [b, K]
+    sig = np.einsum("bkk->bk", G)
+    u = sig / T
+    omega = T / (T - np.abs(sig) ** 2)  # 1 / e_k = 1 + gamma_k
+    c = omega * np.abs(u) ** 2  # [b, K]
+    A = np.einsum("bnj,bj,bmj->bnm", HD, c, HD.conj())
+    W_new, mu = _power_constrained_solve(A, HD * (omega * u)[:, None, :], P)
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(need[:, None], noise[:, None] * c / mu[:, None], np.nan)
+        q = np.where((mu > 0)[:, None], noise[:, None] * c / mu[:, None], np.nan)
     return W_new, q, mu
 
 

@@ -40,6 +40,8 @@ and a brute-force grid.
 **Alternating optimization.** Start from equal power ``P / K``, then repeat: directions by eq. (32)
 for the current ``p``, powers by eq. (31) for the new directions. Each step maximizes the objective
 over its block exactly, so the objective history is non-decreasing (up to rounding) and converges.
+Each batch entry stops on its own (its objective change at most ``tol * max(1, |objective|)``) and
+is then frozen, so an entry's result does not depend on the rest of its batch.
 
 Layouts (as :mod:`mimokd.classical.miso`): served channels ``h`` complex ``[batch, K, Nt]``; other
 cells' users' channels from this BS ``leak`` complex ``[batch, M, Nt]`` (optional, single cell: none);
@@ -175,13 +177,16 @@ def gp_power_allocation(h, directions, P, noise, *, leak=None):
 
 
 def slnr_beamformer(h, P, noise, *, leak=None, iterations=50, tol=1e-9, return_info=False):
-    """Alternating optimization of Sec. VI-A (eq. 32 <-> eq. 31) from equal power.
+    """Alternating optimization of Sec. VI-A (eq. 32 <-> eq. 31) from equal power, batched.
 
-    Stops after ``iterations`` rounds or when no batch entry's objective (:func:`slnr_objective`)
-    improved by more than ``tol * max(1, |objective|)`` in the last round. Returns ``W``
-    complex128 ``[batch, Nt, K]`` with ``sum_k ||w_k||^2 = P``; with ``return_info=True`` returns
-    ``(W, p, history)``, ``p`` ``[batch, K]`` the final powers and ``history`` float64
-    ``[rounds + 1, batch]`` the objective at equal power with eq. (32) directions, then after each round.
+    A batch entry stops after ``iterations`` rounds or as soon as its objective
+    (:func:`slnr_objective`) changed by at most ``tol * max(1, |objective|)`` in its last round; a
+    stopped entry is frozen while the others go on, so the result per entry does not depend on the
+    batch it is in (up to round-off). Returns ``W`` complex128 ``[batch, Nt, K]`` with
+    ``sum_k ||w_k||^2 = P``; with ``return_info=True`` returns ``(W, p, history)``, ``p``
+    ``[batch, K]`` the final powers and ``history`` float64 ``[rounds + 1, batch]`` the objective at
+    equal power with eq. (32) directions, then after each round, ``rounds`` the most rounds any entry
+    did; a frozen entry repeats its final objective in the rows after it stopped.
     """
     h = _check_h(h)
     leak = _check_leak(leak, h)
@@ -192,17 +197,38 @@ def slnr_beamformer(h, P, noise, *, leak=None, iterations=50, tol=1e-9, return_i
         raise ValueError(f"`iterations` must be a positive integer. Received: iterations={iterations!r}")
     p = np.broadcast_to((P / K)[:, None], (b, K)).copy()
     U = slnr_directions(h, p, noise, leak=leak)
-    history = [slnr_objective(h, U, p, noise, leak=leak)]
+    obj = slnr_objective(h, U, p, noise, leak=leak)
+    history = [obj.copy()]
+    active = np.ones(b, bool)
     for _ in range(iterations):
-        p = gp_power_allocation(h, U, P, noise, leak=leak)
-        U = slnr_directions(h, p, noise, leak=leak)
-        history.append(slnr_objective(h, U, p, noise, leak=leak))
-        if np.all(np.abs(history[-1] - history[-2]) <= tol * np.maximum(1.0, np.abs(history[-1]))):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
             break
+        hi, li, Pi, ni = h[idx], leak[idx], P[idx], noise[idx]
+        p[idx] = gp_power_allocation(hi, U[idx], Pi, ni, leak=li)
+        U[idx] = slnr_directions(hi, p[idx], ni, leak=li)
+        o_new = slnr_objective(hi, U[idx], p[idx], ni, leak=li)
+        done = np.abs(o_new - obj[idx]) <= tol * np.maximum(1.0, np.abs(o_new))
+        obj[idx] = o_new
+        active[idx[done]] = False
+        history.append(obj.copy())
     W = U * np.sqrt(p)[:, None, :]
     if return_info:
         return W, p, np.stack(history)
     return W
+
+
+def _check_multicell_h(h, users_per_cell):
+    """``h`` ``[batch, num_bs, K_total, Nt]`` with ``K_total = num_bs * users_per_cell`` -> complex128."""
+    h = np.asarray(h)
+    if h.ndim != 4 or not np.issubdtype(h.dtype, np.number):
+        raise ValueError(f"`h` must be complex [batch, num_bs, K_total, Nt]. Received: h.shape={h.shape}")
+    _, nc, kt, _ = h.shape
+    if isinstance(users_per_cell, bool) or not isinstance(users_per_cell, (int, np.integer)) \
+            or users_per_cell < 1 or kt != nc * users_per_cell:
+        raise ValueError(f"`users_per_cell` must be a positive int with num_bs * users_per_cell = K_total = {kt}. "
+                         f"Received: users_per_cell={users_per_cell!r}, num_bs={nc}")
+    return h.astype(np.complex128)
 
 
 def multicell_slnr_beamformer(h, P, noise, users_per_cell, **kwargs):
@@ -212,20 +238,15 @@ def multicell_slnr_beamformer(h, P, noise, users_per_cell, **kwargs):
     ``h`` complex ``[batch, num_bs, num_bs * users_per_cell, Nt]`` (layout in the module docstring),
     ``P`` the per-BS budget and ``noise`` scalars or ``[batch]``. Returns complex128
     ``[batch, num_bs, Nt, users_per_cell]``; ``W[:, i, :, k]`` serves user ``i * users_per_cell + k``.
-    ``kwargs`` go to :func:`slnr_beamformer` (``return_info`` not allowed).
+    ``kwargs`` go to :func:`slnr_beamformer` (``return_info`` not allowed); its per-entry stopping
+    makes the result per batch entry independent of the batch.
     """
     if kwargs.get("return_info"):
         raise ValueError("`return_info` is not supported by multicell_slnr_beamformer.")
-    h = np.asarray(h)
-    if h.ndim != 4 or not np.issubdtype(h.dtype, np.number):
-        raise ValueError(f"`h` must be complex [batch, num_bs, K_total, Nt]. Received: h.shape={h.shape}")
-    b, nc, kt, Nt = h.shape
-    if isinstance(users_per_cell, bool) or not isinstance(users_per_cell, (int, np.integer)) \
-            or users_per_cell < 1 or kt != nc * users_per_cell:
-        raise ValueError(f"`users_per_cell` must be a positive int with num_bs * users_per_cell = K_total = {kt}. "
-                         f"Received: users_per_cell={users_per_cell!r}, num_bs={nc}")
+    h = _check_multicell_h(h, users_per_cell)
+    kt = h.shape[2]
     out = []
-    for i in range(nc):
+    for i in range(h.shape[1]):
         mine = np.arange(i * users_per_cell, (i + 1) * users_per_cell)
         others = np.setdiff1d(np.arange(kt), mine)
         out.append(slnr_beamformer(h[:, i, mine], P, noise, leak=h[:, i, others], **kwargs))

@@ -1,30 +1,41 @@
-"""Zhang et al.'s small-scale TDD case as experiments: ``mimokd experiment zhang-fig2 | zhang-table1``.
+"""Zhang et al.'s single-cell experiments (Sec. VII-A, B): ``mimokd experiment zhang-fig2 | -fig4 | -fig5 | -table1``.
 
-- **zhang-fig2**: sum rate vs SNR ``P / sigma^2`` (dB; ``sigma^2 = 1``) for ``Nt = K = 4`` and the
-  TDD front-end mismatch ``h_D = c Phi h_U`` of eq. (38) (Sec. VII-A): the model-driven network
-  trained with the hybrid loss of eq. (10) (``alpha_H = alpha_P = 1, alpha_R = 0.001``, the paper's
-  weights), supervised-only (``alpha_R = 0``) and unsupervised-only (``alpha_H = alpha_P = 0``,
-  ``alpha_R = 1``), "learned channel + ZF" and "learned channel + SLNR" (the supervised-only
-  model's CSI-Net output, i.e. the channel learned by supervision, fed to
-  :func:`~mimokd.classical.miso.zf_beamformer` / :func:`~mimokd.classical.slnr.slnr_beamformer`), and
-  WMMSE (``init="best"``) on the TRUE downlink channels as the upper reference. Every rate is the
-  mean sum rate (eq. 2) on the true downlink channels of a fixed, seeded test set.
-- **zhang-table1**: the training time per epoch (median over the epochs after the first, which
-  includes tracing) and the time to ``epochs`` epochs of the three loss forms at 20 dB.
+Every point of a sweep is one :class:`Setting` (channel model, ``Nt``, ``K``, SNR ``P / sigma^2`` with
+``sigma^2 = 1``, pilot length ``L``); its training and test sets come from
+:func:`~mimokd.train.hybrid.make_hybrid_dataset` (uplink LS input from DFT pilots, eq. 11-12, WMMSE
+labels on the true downlink channels), with one front-end ``(Phi, c)`` per ``(seed, Nt)``. Each scheme
+of :data:`SCHEMES` is trained on it and scored by its mean sum rate (eq. 2) on the TRUE downlink
+channels of the fixed test set; WMMSE (``init="best"``, perfect downlink CSI) on the same channels
+is the reference.
 
-NOTE: in the paper, Fig. 2 is the sum rate of hybrid / supervised / unsupervised vs ``K = Nt`` at
-20 dB (a squared-element uplink-downlink relation) and Fig. 4(a) the small-scale case vs ``K = Nt``;
-Table I is the training time of the original / reduced-dimension / ZF formulations in the massive
-MIMO case. These two experiments are the repository's SNR-sweep / loss-form variants of them, so
-there are no paper numbers to compare with.
+- **zhang-fig2** (paper Fig. 2): ``h_D[i] = h_U[i]^2``, ``K = Nt``, 20 dB: the model-driven network
+  trained with the hybrid loss of eq. (10) vs supervised-only (``alpha_R = 0``) and unsupervised-only
+  (``alpha_H = alpha_P = 0``).
+- **zhang-fig4** (Fig. 4, Sec. VII-A): the TDD front-end mismatch ``h_D = c Phi h_U`` (eq. 38),
+  ``K = Nt``, 20 dB: model-driven with the recovery of eq. (7) and with the ZF recovery of eq. (24) in
+  the loss, "learned channel + BF" and "learned channel + ZF", WMMSE; (b) the downlink channel NMSE
+  (eq. 39) of the learned channel and of the model-driven network's CSI-Net.
+- **zhang-fig5** (Fig. 5, Sec. VII-B): the FDD multipath ULA model (eq. 40, 2.5 / 2.4 GHz),
+  ``Nt = 64`` (the text; the caption says 32: ``--antennas``), 10 dB; (a) vs ``K`` with ``L = K``
+  pilots, (b) vs ``L`` at ``K = 6``; the schemes of zhang-fig4.
+- **zhang-table1** (Table I): training time of the model-driven network with the original recovery
+  (eq. 7, ``T_0``), the reduced-dimension recovery (eq. 20-23) and the ZF loss (eq. 24), FDD,
+  ``Nt = 64``, 10 dB, vs ``K``.
 
-Each training run lives in its own folder ``<out>/<scheme>_P<dB>/`` with ``result.json``; a
-finished run with the same scale and seed is reused. Writes ``results.json``, ``results.md`` and a
-PNG (``sum_rate.png`` / ``train_time.png``) to the output folder.
+Schemes (Sec. VII's definitions): "learned channel" is a CSI-Net trained with ``L_H`` alone
+(``HybridBeamformer(recovery="zf", alpha_R = 0)``), so "learned channel + ZF" is eq. (24) on its
+output; "learned channel + BF" trains :class:`~mimokd.train.learned_channel.LearnedChannelBeamformer`
+on it, without labels. The model-driven network uses the paper's weights ``alpha_H = alpha_P = 1,
+alpha_R = 0.001``. The CSI-Net / Power-Net sizes are the paper's per scenario (Sec. VII-A: four FC
+layers of ``4 K Nt``; Sec. VII-B: three of ``2 Nt K``, and the 1-D CNN Power-Net), times ``width``.
 
-Scale (:class:`ZhangScale`): ``small`` (5,000 training samples, 10 epochs, batch 128: minutes on 2
-CPU cores) and ``paper`` (Sec. VII: 10^6 training samples for this scenario, 10^3 test samples,
-batch 100, 200 epochs: a GPU job).
+Each training run lives in ``<out>/<point>/<scheme>/`` with ``result.json`` and ``model.keras``; a
+finished run with the same scale, seed and setting is reused, so an interrupted experiment resumes.
+Writes ``results.json``, ``results.md`` and PNGs to the output folder.
+
+Scale (:class:`ZhangScale`): ``small`` (3,000 training and 500 test samples, 10 epochs, batch 128,
+the paper's widths: minutes per point on 2 CPU cores) and ``paper`` (Sec. VII: 10^5 training samples
+(10^6 in Sec. VII-A), 10^3 test samples, batch 100, 200 epochs, full width: a GPU job).
 """
 
 import json
@@ -34,21 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-PAPER_SNRS_DB = (0, 10, 20, 30)
-NT = K = 4
 NOISE = 1.0
-TABLE1_SNR_DB = 20
-
-# label -> (alpha_h, alpha_p, alpha_r)
-LOSS_FORMS = {
-    "model-driven (hybrid)": (1.0, 1.0, 0.001),
-    "supervised only": (1.0, 1.0, 0.0),
-    "unsupervised only": (0.0, 0.0, 1.0),
-}
-LEARNED_ZF = "learned channel + ZF"
-LEARNED_SLNR = "learned channel + SLNR"
-WMMSE = "WMMSE (perfect downlink CSI)"
-SCHEMES = (*LOSS_FORMS, LEARNED_ZF, LEARNED_SLNR, WMMSE)
 
 
 @dataclass(frozen=True)
@@ -56,9 +53,8 @@ class ZhangScale:
     """How big a Zhang et al. experiment runs.
 
     Attributes:
-        train: training samples (per SNR). test: fixed test samples (per SNR).
-        epochs: training epochs per model. batch_size: samples per step.
-        learning_rate: Adam's.
+        train, test: samples per sweep point. epochs, batch_size, learning_rate: training (Adam).
+        width: factor on the paper's hidden widths (CSI-Net, Power-Net FC, BF-Net).
     """
 
     train: int
@@ -66,40 +62,94 @@ class ZhangScale:
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
+    width: float = 1.0
 
     def with_overrides(self, **values):
         """A copy with the given non-``None`` fields replaced."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
-SMALL = ZhangScale(train=5000, test=1000, epochs=10, batch_size=128)
-PAPER = ZhangScale(train=1_000_000, test=1000, epochs=200, batch_size=100)
+SMALL = ZhangScale(train=3000, test=500, epochs=10, batch_size=128)
+PAPER = ZhangScale(train=100_000, test=1000, epochs=200, batch_size=100)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One sweep point: ``channel_model`` of :func:`make_hybrid_dataset`, ``Nt``, ``K``, ``snr_db``
+    (``P / sigma^2``), ``pilots`` (``L``; ``None``: ``K``)."""
+
+    channel_model: str
+    Nt: int
+    K: int
+    snr_db: float
+    pilots: int = None
+
+    @property
+    def tag(self):
+        return f"{self.channel_model}_Nt{self.Nt}_K{self.K}_P{self.snr_db:g}_L{self.pilots or self.K}"
+
+    @property
+    def power(self):
+        from mimokd.classical.sum_rate import db_to_linear
+
+        return float(db_to_linear(self.snr_db))
+
+
+# label -> how it is built: kind, recovery, (alpha_h, alpha_p, alpha_r)
+HYBRID = "model-driven (eq. 7)"
+REDUCED = "model-driven, reduced dimension (eq. 20-23)"
+ZF_LOSS = "model-driven, ZF loss (eq. 24)"
+SUPERVISED = "supervised only"
+UNSUPERVISED = "unsupervised only"
+LEARNED_ZF = "learned channel + ZF"
+LEARNED_BF = "learned channel + BF"
+WMMSE = "WMMSE (perfect downlink CSI)"
+SCHEMES = {
+    HYBRID: ("hybrid", "wmmse", (1.0, 1.0, 0.001)),
+    REDUCED: ("hybrid", "reduced", (1.0, 1.0, 0.001)),
+    ZF_LOSS: ("hybrid", "zf", (1.0, 0.0, 0.001)),
+    SUPERVISED: ("hybrid", "wmmse", (1.0, 1.0, 0.0)),
+    UNSUPERVISED: ("hybrid", "wmmse", (0.0, 0.0, 1.0)),
+    LEARNED_ZF: ("hybrid", "zf", (1.0, 0.0, 0.0)),
+    LEARNED_BF: ("learned_bf", None, None),
+}
 
 
 def _tag(label):
-    return label.replace(" ", "-").replace("(", "").replace(")", "")
+    return "".join(ch if ch.isalnum() else "-" for ch in label).strip("-").replace("--", "-")
 
 
-def _stamp(scale, seed, snr_db):
-    return {"scale": asdict(scale), "seed": seed, "snr_db": snr_db}
+def datasets(setting, scale, seed):
+    """``(train, test)`` dicts of :func:`~mimokd.train.hybrid.make_hybrid_dataset` for ``setting``.
 
-
-def datasets(snr_db, scale, seed):
-    """``(train, test)`` dicts of :func:`~mimokd.train.hybrid.make_hybrid_dataset` at ``snr_db``.
-
-    One front-end ``(Phi, c)`` drawn from ``seed`` is shared by both sets (and by every SNR); WMMSE
-    labels and reference rates use ``init="best"``.
+    One front-end ``(Phi, c)`` drawn from ``(seed, Nt)`` is shared by both sets and every point with
+    that ``Nt``; the two sets have distinct seeds derived from the setting.
     """
     from mimokd.channels.uplink_downlink import make_front_end
-    from mimokd.classical.sum_rate import db_to_linear
     from mimokd.train.hybrid import make_hybrid_dataset
 
-    P = float(db_to_linear(snr_db))
-    front_end = make_front_end(NT, np.random.default_rng(seed))
-    kwargs = {"front_end": front_end, "wmmse_kwargs": {"init": "best"}}
-    train = make_hybrid_dataset(scale.train, NT, K, P, NOISE, seed + 1 + int(10 * snr_db) * 7919, **kwargs)
-    test = make_hybrid_dataset(scale.test, NT, K, P, NOISE, seed + 2 + int(10 * snr_db) * 7919 + 10**6, **kwargs)
+    front_end = None if setting.channel_model == "squared" else make_front_end(setting.Nt, np.random.default_rng(
+        [seed, setting.Nt]))
+    key = [seed, setting.Nt, setting.K, int(round(10 * setting.snr_db)) + 1000, setting.pilots or setting.K]
+    kwargs = {"front_end": front_end, "channel_model": setting.channel_model, "pilot_length": setting.pilots,
+              "wmmse_kwargs": {"init": "best"}}
+    train = make_hybrid_dataset(scale.train, setting.Nt, setting.K, setting.power, NOISE,
+                                np.random.default_rng(key + [1]), **kwargs)
+    test = make_hybrid_dataset(scale.test, setting.Nt, setting.K, setting.power, NOISE,
+                               np.random.default_rng(key + [2]), **kwargs)
     return train, test
+
+
+def network_sizes(setting, width):
+    """The paper's hidden widths for ``setting`` times ``width``: dict ``csi_hidden``, ``power_hidden``,
+    ``power_variant``, ``bf_hidden`` (Sec. VII-A for ``"tdd"`` / ``"squared"``, VII-B for ``"fdd"``)."""
+    Nt, K = setting.Nt, setting.K
+    if setting.channel_model == "fdd":
+        csi = (max(1, round(width * 2 * Nt * K)),) * 3
+        return {"csi_hidden": csi, "power_hidden": (max(1, round(width * 256)),), "power_variant": "cnn",
+                "bf_hidden": csi}
+    fc = (max(1, round(width * 4 * K * Nt)),) * 4
+    return {"csi_hidden": fc, "power_hidden": fc, "power_variant": "fc", "bf_hidden": fc}
 
 
 def _epoch_timer():
@@ -120,224 +170,296 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def _finished(run_dir, scale, seed, snr_db):
-    """The stored result of a finished run at the same scale, seed and SNR, else ``None``."""
+def _stamp(setting, scale, seed):
+    return {"setting": asdict(setting), "scale": asdict(scale), "seed": seed}
+
+
+def _finished(run_dir, setting, scale, seed):
+    """The stored result of a finished run with the same stamp, else ``None``."""
     done = Path(run_dir) / "result.json"
     if done.exists():
         stored = json.loads(done.read_text())
-        if stored.get("stamp") == _stamp(scale, seed, snr_db):
+        if stored.get("stamp") == _stamp(setting, scale, seed):
             return stored["result"]
     return None
 
 
-def learned_channel_rates(model, data, P):
-    """Sum rates on the true channels of ZF and SLNR built on ``model``'s CSI-Net output.
-
-    Returns:
-        dict: ``zf_sum_rate``, ``slnr_sum_rate`` (means, bits/s/Hz) and ``channel_nmse`` (linear).
-    """
-    from mimokd.classical.miso import miso_sum_rate, zf_beamformer
-    from mimokd.classical.slnr import slnr_beamformer
-    from mimokd.zoo.beamforming import to_complex
-
-    h_hat = to_complex(np.asarray(model.csi_net.predict(data["uplink"], batch_size=1024, verbose=0)))
-    h = to_complex(data["downlink"])
-    nmse = float(np.mean(np.sum(np.abs(h_hat - h) ** 2, axis=(1, 2)) / np.sum(np.abs(h) ** 2, axis=(1, 2))))
-    return {
-        "zf_sum_rate": float(np.mean(miso_sum_rate(h, zf_beamformer(h_hat, P), NOISE))),
-        "slnr_sum_rate": float(np.mean(miso_sum_rate(h, slnr_beamformer(h_hat, P, NOISE), NOISE))),
-        "channel_nmse": nmse,
-    }
+def channel_nmse(csi_net, data):
+    """Eq. (39): ``E ||H_hat - H_D||^2 / ||H_D||^2`` of ``csi_net``'s output on ``data`` (linear)."""
+    h_hat = np.asarray(csi_net.predict(data["uplink"], batch_size=1024, verbose=0), np.float64)
+    h = data["downlink"].astype(np.float64)
+    return float(np.mean(np.sum((h_hat - h) ** 2, axis=(1, 2, 3)) / np.sum(h ** 2, axis=(1, 2, 3))))
 
 
-def train_loss_form(out_dir, label, snr_db, scale, seed, data=None):
-    """Train the ``label`` loss form (:data:`LOSS_FORMS`) at ``snr_db`` (or reuse a finished run) and test it.
+def _build(label, setting, scale, learned_csi_net):
+    import keras
+
+    from mimokd.train.hybrid import HybridBeamformer
+    from mimokd.train.learned_channel import LearnedChannelBeamformer
+
+    kind, recovery, alphas = SCHEMES[label]
+    sizes = network_sizes(setting, scale.width)
+    if kind == "learned_bf":
+        model = LearnedChannelBeamformer(learned_csi_net, setting.Nt, setting.K, setting.power, NOISE,
+                                         hidden=sizes["bf_hidden"])
+    else:
+        model = HybridBeamformer(setting.Nt, setting.K, setting.power, NOISE, alpha_h=alphas[0], alpha_p=alphas[1],
+                                 alpha_r=alphas[2], recovery=recovery, csi_hidden=sizes["csi_hidden"],
+                                 power_hidden=sizes["power_hidden"], power_variant=sizes["power_variant"])
+    model.compile(optimizer=keras.optimizers.Adam(scale.learning_rate))
+    return model
+
+
+def train_scheme(run_dir, label, setting, scale, seed, data, learned_csi_net=None):
+    """Train ``label`` (:data:`SCHEMES`) at ``setting`` (or reuse a finished run) and test it.
 
     Args:
-        data: ``(train, test)`` of :func:`datasets` (built here when ``None`` and needed).
+        data: a zero-argument callable returning ``(train, test)`` of :func:`datasets` (called only
+            when the run must be trained).
+        learned_csi_net: the learned-channel CSI-Net, for :data:`LEARNED_BF`.
 
     Returns:
-        dict: ``sum_rate``, ``wmmse_sum_rate``, ``fraction`` (of WMMSE), ``train_s`` (total),
-        ``epoch_s`` (per epoch), ``final_loss``, ``channel_nmse``, ``zf_sum_rate``, ``slnr_sum_rate``
-        (the last three of this model's CSI-Net output).
+        ``(result, model)``: ``result`` a dict with ``sum_rate``, ``wmmse_sum_rate``, ``fraction``,
+        ``channel_nmse`` (``None`` for the BF network), ``train_s``, ``epoch_s`` (per epoch),
+        ``final_loss``, ``epochs``; ``model`` the trained Keras model (loaded from
+        ``model.keras`` when reused).
     """
     import keras
 
-    from mimokd.classical.sum_rate import db_to_linear
-    from mimokd.fileio import write_json
-    from mimokd.train.hybrid import HybridBeamformer, evaluate, fit_arrays
+    from mimokd.fileio import atomic_path, write_json
+    from mimokd.train.hybrid import evaluate, fit_arrays
 
-    out_dir = Path(out_dir)
-    stored = _finished(out_dir, scale, seed, snr_db)
+    run_dir = Path(run_dir)
+    stored = _finished(run_dir, setting, scale, seed)
     if stored is not None:
-        return stored
-    train, test = data if data is not None else datasets(snr_db, scale, seed)
-    P = float(db_to_linear(snr_db))
-    alpha_h, alpha_p, alpha_r = LOSS_FORMS[label]
+        return stored, keras.models.load_model(run_dir / "model.keras")
+    train, test = data()
     keras.utils.set_random_seed(seed)
-    model = HybridBeamformer(NT, K, P, NOISE, alpha_h=alpha_h, alpha_p=alpha_p, alpha_r=alpha_r)
-    model.compile(optimizer=keras.optimizers.Adam(scale.learning_rate))
-    timer = _epoch_timer()
+    model = _build(label, setting, scale, learned_csi_net)
     x, y = fit_arrays(train)
+    if SCHEMES[label][0] == "learned_bf":
+        y = y["downlink"]
+    timer = _epoch_timer()
     start = time.perf_counter()
     history = model.fit(x, y, epochs=scale.epochs, batch_size=scale.batch_size, callbacks=[timer], verbose=0)
     seconds = time.perf_counter() - start
     result = {
         **evaluate(model, test),
-        **learned_channel_rates(model, test, P),
+        "channel_nmse": None if SCHEMES[label][0] == "learned_bf" else channel_nmse(model.csi_net, test),
         "train_s": seconds,
         "epoch_s": timer.seconds,
         "final_loss": float(history.history["loss"][-1]),
         "epochs": scale.epochs,
     }
-    write_json(out_dir / "result.json", {"stamp": _stamp(scale, seed, snr_db), "result": result})
-    return result
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "model.keras") as tmp:
+        model.save(tmp)
+    write_json(run_dir / "result.json", {"stamp": _stamp(setting, scale, seed), "result": result})
+    return result, model
 
 
-def _write(out_dir, scale, seed, rows, lines, **extra):
+def run_point(out_dir, setting, labels, scale, seed):
+    """Train every scheme of ``labels`` at ``setting`` (data built once, only if some run must train).
+
+    Returns ``{label: result}`` plus ``WMMSE`` -> ``{"sum_rate": ..., "fraction": 1.0}``.
+    """
+    point_dir = Path(out_dir) / setting.tag
+    cache = {}
+
+    def data():
+        if "sets" not in cache:
+            print(f"  data {setting.tag} ({scale.train} + {scale.test} samples, WMMSE labels)", flush=True)
+            cache["sets"] = datasets(setting, scale, seed)
+        return cache["sets"]
+
+    first = [LEARNED_ZF] if LEARNED_BF in labels else []  # the BF network needs the learned channel
+    order = first + [label for label in labels if label not in first]
+    results, learned = {}, None
+    for label in order:
+        print(f"  {setting.tag}: {label}", flush=True)
+        results[label], model = train_scheme(point_dir / _tag(label), label, setting, scale, seed, data,
+                                             learned_csi_net=learned)
+        if label == LEARNED_ZF:
+            learned = model.csi_net
+    ref = next(iter(results.values()))["wmmse_sum_rate"]
+    results[WMMSE] = {"sum_rate": ref, "wmmse_sum_rate": ref, "fraction": 1.0}
+    return {label: results[label] for label in [*labels, WMMSE] if label in results}
+
+
+def _write(out_dir, payload, lines):
     from mimokd.fileio import write_json, write_text
 
-    write_json(Path(out_dir) / "results.json", {"scale": asdict(scale), "seed": seed, "rows": rows, **extra})
+    write_json(Path(out_dir) / "results.json", payload)
     write_text(Path(out_dir) / "results.md", "\n".join(lines))
 
 
-def fig2(out_dir, scale, snrs_db=PAPER_SNRS_DB, seed=0):
-    """Sum rate vs SNR of every scheme of :data:`SCHEMES` (module docstring); returns the rows.
+def sweep(out_dir, settings, values, labels, scale, seed, *, xlabel, title, nmse_plot=False, headline_at=None):
+    """Run :func:`run_point` at every setting and write the sum-rate sweep (table, fraction of WMMSE, PNG).
 
-    Rows: ``{"scheme", "snr_db", "sum_rate", "fraction"}`` (fraction of WMMSE's sum rate on the same
-    test channels) plus the run's details for the trained schemes.
+    Args:
+        settings, values: the points and their x values (same length). labels: schemes of :data:`SCHEMES`.
+        xlabel, title: axis label and the results.md title. nmse_plot: also plot and tabulate the
+            channel NMSE (dB) of the schemes that have a CSI-Net (Fig. 4(b)).
+        headline_at: a value of ``values``: state :func:`headline` there (model-driven eq. 7 vs WMMSE
+            and vs learned channel + ZF) at the top of results.md and in results.json.
+
+    Returns:
+        ``(rows, series)``: one row per (point, scheme) and ``{label: [sum rate per point]}``.
     """
     from mimokd.plots import plot_sweep
     from mimokd.tables import markdown_table
 
     out_dir = Path(out_dir)
-    snrs_db = [float(s) for s in snrs_db]
-    series = {label: [] for label in SCHEMES}
-    rows = []
-    for snr in snrs_db:
-        dirs = {label: out_dir / f"{_tag(label)}_P{snr:g}" for label in LOSS_FORMS}
-        data = None
-        if any(_finished(d, scale, seed, snr) is None for d in dirs.values()):
-            print(f"zhang-fig2 data at {snr:g} dB", flush=True)
-            data = datasets(snr, scale, seed)
-        results = {}
-        for label in LOSS_FORMS:
-            print(f"zhang-fig2 {label} at {snr:g} dB", flush=True)
-            results[label] = train_loss_form(dirs[label], label, snr, scale, seed, data=data)
-        wmmse_rate = results["supervised only"]["wmmse_sum_rate"]
-        learned = results["supervised only"]
-        rates = {label: results[label]["sum_rate"] for label in LOSS_FORMS}
-        rates[LEARNED_ZF] = learned["zf_sum_rate"]
-        rates[LEARNED_SLNR] = learned["slnr_sum_rate"]
-        rates[WMMSE] = wmmse_rate
-        for label in SCHEMES:
-            series[label].append(rates[label])
-            row = {"scheme": label, "snr_db": snr, "sum_rate": rates[label], "fraction": rates[label] / wmmse_rate}
-            if label in LOSS_FORMS:
-                row.update({k: v for k, v in results[label].items() if k not in ("sum_rate", "fraction")})
-            rows.append(row)
-    plot_sweep(snrs_db, series, out_dir / "sum_rate.png", "SNR P / sigma^2 (dB)", "sum rate (bits/s/Hz)")
+    points = []
+    for setting in settings:
+        points.append(run_point(out_dir, setting, labels, scale, seed))
+    shown = [*labels, WMMSE]
+    series = {label: [p[label]["sum_rate"] for p in points] for label in shown}
+    rows = [{"scheme": label, "x": v, **asdict(s), **p[label]} for s, v, p in zip(settings, values, points)
+            for label in shown]
+    plot_sweep(values, series, out_dir / "sum_rate.png", xlabel, "sum rate (bits/s/Hz)")
+    cols = [("scheme", "scheme")] + [(str(v), f"{xlabel.split(' (')[0]} = {v}") for v in values]
 
-    def rate_at(label, snr):
-        return series[label][snrs_db.index(snr)]
+    def table(get):
+        return markdown_table([{"scheme": label, **{str(v): get(p[label]) for v, p in zip(values, points)}}
+                               for label in shown], cols)
 
-    headline_snr = 20.0 if 20.0 in snrs_db else snrs_db[-1]
-    hybrid = rate_at("model-driven (hybrid)", headline_snr)
-    zf = rate_at(LEARNED_ZF, headline_snr)
-    headline = {
-        "snr_db": headline_snr,
-        "fraction_of_wmmse": hybrid / rate_at(WMMSE, headline_snr),
-        "gain_over_learned_zf": hybrid / zf - 1.0,
-    }
-    cols = [("scheme", "scheme")] + [(f"{s:g} dB", f"{s:g} dB") for s in snrs_db]
-    rate_table = [{"scheme": label, **{f"{s:g} dB": v for s, v in zip(snrs_db, series[label])}}
-                  for label in SCHEMES]
-    frac_table = [{"scheme": label, **{f"{s:g} dB": v / w for s, v, w in zip(snrs_db, series[label], series[WMMSE])}}
-                  for label in SCHEMES]
-    nmse_table = [{"scheme": label, **{f"{s:g} dB": r["channel_nmse"] for s in snrs_db for r in rows
-                                        if r["scheme"] == label and r["snr_db"] == s}} for label in LOSS_FORMS]
-    lines = [
-        f"# Zhang et al. Sec. VII-A: sum rate vs SNR, Nt = K = {NT}, TDD front-end mismatch (eq. 38)",
-        "",
-        f"Scale: {asdict(scale)}, seed {seed}. Mean sum rate (bits/s/Hz) on the true downlink channels of "
-        f"{scale.test} fixed test samples; noise sigma^2 = 1, so SNR = P. Hybrid weights alpha_H = alpha_P = 1, "
-        "alpha_R = 0.001; learned channel = the supervised-only model's CSI-Net output.",
-        "",
-        f"**Headline at {headline_snr:g} dB**: the model-driven (hybrid) network reaches "
-        f"**{headline['fraction_of_wmmse']:.3f}** of WMMSE's sum rate, a gain of "
-        f"**{100 * headline['gain_over_learned_zf']:+.1f}%** over learned channel + ZF.",
-        "",
-        "## Sum rate (bits/s/Hz)",
-        "",
-        markdown_table(rate_table, cols),
-        "## Fraction of WMMSE",
-        "",
-        markdown_table(frac_table, cols),
-        "## Downlink channel NMSE of each model's CSI-Net output (linear)",
-        "",
-        markdown_table(nmse_table, cols),
-        "The unsupervised model's CSI-Net output is not trained to be a channel (train/hybrid.py).",
-        "",
-    ]
-    _write(out_dir, scale, seed, rows, lines, headline=headline)
+    lines = [f"# {title}", "", f"Scale: {asdict(scale)}, seed {seed}. Mean sum rate (bits/s/Hz) on the true downlink "
+             f"channels of {scale.test} fixed test samples per point; sigma^2 = 1. The front-end (Phi, c) of eq. (38) / "
+             "(40) is drawn once per (seed, Nt) and c ~ CN(0, 1) scales every downlink channel, so absolute rates at "
+             "different Nt are not comparable; the fractions of WMMSE are.", ""]
+    extra = {}
+    if headline_at is not None:
+        extra["headline"] = h = headline(series, list(values), headline_at)
+        lines += [f"**Headline at {xlabel} = {headline_at}**: the model-driven network (eq. 7) reaches "
+                  f"**{h['fraction_of_wmmse']:.3f}** of WMMSE's sum rate, **{100 * h['gain_over_baseline']:+.1f}%** "
+                  "against learned channel + ZF (the paper: close to WMMSE, about 10% above learned channel + ZF).", ""]
+    lines += ["## Sum rate (bits/s/Hz)", "", table(lambda r: r["sum_rate"]),
+             "## Fraction of WMMSE", "", table(lambda r: r["fraction"])]
+    if nmse_plot:
+        with_csi = [label for label in labels if SCHEMES[label][0] == "hybrid"]
+        nmse = {label: [10 * np.log10(p[label]["channel_nmse"]) for p in points] for label in with_csi}
+        plot_sweep(values, nmse, out_dir / "channel_nmse.png", xlabel, "downlink channel NMSE (dB)")
+        lines += ["## Downlink channel NMSE of each CSI-Net's output (dB, eq. 39)", "",
+                  markdown_table([{"scheme": label, **{str(v): y for v, y in zip(values, nmse[label])}}
+                                  for label in with_csi], cols)]
+    lines += ["## Training time (s)", "", table(lambda r: r.get("train_s"))]
+    _write(out_dir, {"scale": asdict(scale), "seed": seed, "rows": rows, **extra}, lines)
     return rows
 
 
-def table1(out_dir, scale, snr_db=TABLE1_SNR_DB, seed=0):
-    """Training time of the three loss forms at ``snr_db`` (module docstring); returns the rows."""
+def headline(series, values, at, model=HYBRID, baseline=LEARNED_ZF):
+    """``{x, fraction_of_wmmse, gain_over_baseline}`` of ``model`` at the sweep value ``at``."""
+    i = values.index(at)
+    return {"x": at, "fraction_of_wmmse": series[model][i] / series[WMMSE][i],
+            "gain_over_baseline": series[model][i] / series[baseline][i] - 1.0}
+
+
+def fig2(out_dir, scale, users=(2, 4, 6, 8, 10), snr_db=20.0, seed=0):
+    """Paper Fig. 2: hybrid vs supervised-only vs unsupervised-only, ``h_D = h_U^2``, ``K = Nt`` (module docstring)."""
+    settings = [Setting("squared", k, k, snr_db) for k in users]
+    return sweep(out_dir, settings, list(users), [HYBRID, SUPERVISED, UNSUPERVISED], scale, seed,
+                 xlabel="K = Nt", title=f"Zhang et al. Fig. 2: h_D = h_U^2 (element-wise), K = Nt, P = {snr_db:g} dB")
+
+
+
+def fig4(out_dir, scale, users=(2, 4, 6, 8), snr_db=20.0, seed=0):
+    """Paper Fig. 4: TDD mismatch (eq. 38), ``K = Nt``, sum rate (a) and channel NMSE (b)."""
+    settings = [Setting("tdd", k, k, snr_db) for k in users]
+    return sweep(out_dir, settings, list(users), [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF], scale, seed,
+                 xlabel="K = Nt", nmse_plot=True, headline_at=4 if 4 in users else users[-1],
+                 title=f"Zhang et al. Fig. 4: TDD front-end mismatch (eq. 38), K = Nt, P = {snr_db:g} dB")
+
+
+def fig5(out_dir, scale, users=(2, 4, 6, 8, 10), pilots=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0,
+         pilot_users=6, seed=0):
+    """Paper Fig. 5: FDD multipath (eq. 40), ``Nt = antennas``; (a) vs ``K`` (``L = K``) in ``<out>/a``,
+    (b) vs ``L`` at ``K = pilot_users`` in ``<out>/b``."""
+    labels = [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF]
+    out_dir = Path(out_dir)
+    rows_a = sweep(out_dir / "a", [Setting("fdd", antennas, k, snr_db) for k in users], list(users),
+                   labels, scale, seed, xlabel="K", nmse_plot=True,
+                   headline_at=pilot_users if pilot_users in users else users[-1],
+                   title=f"Zhang et al. Fig. 5(a): FDD multipath (eq. 40), Nt = {antennas}, P = {snr_db:g} dB, L = K")
+    rows_b = sweep(out_dir / "b", [Setting("fdd", antennas, pilot_users, snr_db, pilots=L) for L in pilots],
+                   list(pilots), labels, scale, seed, xlabel="L (pilots)",
+                   title=f"Zhang et al. Fig. 5(b): FDD multipath, Nt = {antennas}, K = {pilot_users}, "
+                         f"P = {snr_db:g} dB, vs pilot length")
+    return rows_a + rows_b
+
+
+PAPER_TABLE1 = {  # K -> (T_0 in s, reduced %, ZF %), Table I (Nt = 64, their GP100 GPU)
+    2: (1570, 67.24, 60.11), 4: (2314, 80.98, 73.69), 6: (3388, 102.86, 84.02), 8: (4716, 95.68, 87.78),
+    10: (6683, 99.98, 93.13),
+}
+
+
+def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, seed=0):
+    """Paper Table I: training time of the original / reduced-dimension / ZF-loss forms vs ``K``."""
     from mimokd.plots import plot_bars
     from mimokd.tables import markdown_table
 
     out_dir = Path(out_dir)
-    dirs = {label: out_dir / f"{_tag(label)}_P{snr_db:g}" for label in LOSS_FORMS}
-    data = None
-    if any(_finished(d, scale, seed, snr_db) is None for d in dirs.values()):
-        data = datasets(snr_db, scale, seed)
+    labels = [HYBRID, REDUCED, ZF_LOSS]
+    settings = [Setting("fdd", antennas, k, snr_db) for k in users]
     rows = []
-    for label in LOSS_FORMS:
-        print(f"zhang-table1 {label} at {snr_db:g} dB", flush=True)
-        r = train_loss_form(dirs[label], label, snr_db, scale, seed, data=data)
-        epochs = r["epoch_s"]
-        rows.append({
-            "scheme": label,
-            "epoch_s": float(np.median(epochs[1:] if len(epochs) > 1 else epochs)),
-            "first_epoch_s": epochs[0],
-            "train_s": r["train_s"],
-            "epochs": r["epochs"],
-            "sum_rate": r["sum_rate"],
-            "fraction": r["fraction"],
-        })
-    t0 = rows[0]["train_s"]
-    for row in rows:
-        row["relative_to_hybrid"] = row["train_s"] / t0
-    plot_bars([r["scheme"] for r in rows], {"s per epoch": [r["epoch_s"] for r in rows],
-                                            f"s to {scale.epochs} epochs": [r["train_s"] for r in rows]},
-              out_dir / "train_time.png", "seconds")
-    lines = [
-        f"# Zhang et al.: training time of the three loss forms, Nt = K = {NT}, SNR {snr_db:g} dB",
-        "",
-        f"Scale: {asdict(scale)}, seed {seed}. Wall time on this machine; per epoch = median over the epochs "
-        "after the first (the first includes tracing). Paper's Table I times other variants (original / "
-        "reduced-dimension / ZF) in the massive MIMO case, so no paper numbers are comparable.",
-        "",
-        markdown_table(rows, [("scheme", "loss form"), ("epoch_s", "s / epoch"), ("first_epoch_s", "first epoch (s)"),
-                              ("train_s", f"s to {scale.epochs} epochs"), ("relative_to_hybrid", "vs hybrid"),
-                              ("sum_rate", "sum rate"), ("fraction", "fraction of WMMSE")]),
-    ]
-    _write(out_dir, scale, seed, rows, lines)
+    for setting in settings:
+        point = run_point(out_dir, setting, labels, scale, seed)
+        t0 = point[HYBRID]["train_s"]
+        row = {"K": setting.K, "T0_s": t0}
+        for label, key in ((REDUCED, "reduced_pct"), (ZF_LOSS, "zf_pct")):
+            row[key] = 100 * point[label]["train_s"] / t0
+        for label, key in ((HYBRID, "rate_eq7"), (REDUCED, "rate_reduced"), (ZF_LOSS, "rate_zf")):
+            row[key] = point[label]["fraction"]
+        epochs = point[HYBRID]["epoch_s"]
+        row["T0_epoch_s"] = float(np.median(epochs[1:] if len(epochs) > 1 else epochs))
+        paper = PAPER_TABLE1.get(setting.K)
+        row.update(dict(zip(("paper_T0_s", "paper_reduced_pct", "paper_zf_pct"), paper or (None,) * 3)))
+        rows.append(row)
+    plot_bars([f"K={r['K']}" for r in rows], {"reduced dimension (ours)": [r["reduced_pct"] for r in rows],
+                                              "ZF loss (ours)": [r["zf_pct"] for r in rows],
+                                              "reduced dimension (paper)": [r["paper_reduced_pct"] for r in rows],
+                                              "ZF loss (paper)": [r["paper_zf_pct"] for r in rows]},
+              out_dir / "train_time.png", "training time, % of the original formulation")
+    lines = [f"# Zhang et al. Table I: training time, FDD (eq. 40), Nt = {antennas}, P = {snr_db:g} dB", "",
+             f"Scale: {asdict(scale)}, seed {seed}. Wall time of `fit` on this machine (whole run, {scale.epochs} "
+             "epochs); the reduced-dimension and ZF forms as % of the original T_0. Paper: 10^5 samples, 200 epochs "
+             "on a GP100 GPU. The last three columns: fraction of WMMSE's sum rate reached by each form.", "",
+             markdown_table(rows, [("K", "K"), ("T0_s", "T_0 (s)"), ("T0_epoch_s", "T_0 per epoch (s)"),
+                                   ("reduced_pct", "reduced (%)"), ("zf_pct", "ZF loss (%)"),
+                                   ("paper_T0_s", "paper T_0 (s)"), ("paper_reduced_pct", "paper reduced (%)"),
+                                   ("paper_zf_pct", "paper ZF (%)"), ("rate_eq7", "eq. 7 / WMMSE"),
+                                   ("rate_reduced", "reduced / WMMSE"), ("rate_zf", "ZF loss / WMMSE")])]
+    _write(out_dir, {"scale": asdict(scale), "seed": seed, "rows": rows}, lines)
     return rows
 
 
 ZHANG_EXPERIMENTS = {
-    "zhang-fig2": (fig2, "Zhang et al. VII-A: sum rate vs SNR, Nt = K = 4: hybrid / supervised / "
-                   "unsupervised / learned channel + ZF, SLNR / WMMSE"),
-    "zhang-table1": (table1, "Zhang et al.: training time of the hybrid, supervised and unsupervised losses, 20 dB"),
+    "zhang-fig2": (fig2, "Zhang et al. Fig. 2: hybrid vs supervised vs unsupervised loss, h_D = h_U^2, K = Nt, 20 dB"),
+    "zhang-fig4": (fig4, "Zhang et al. Fig. 4: TDD mismatch, K = Nt, 20 dB: sum rate and channel NMSE"),
+    "zhang-fig5": (fig5, "Zhang et al. Fig. 5: FDD massive MIMO, Nt = 64, 10 dB: vs K and vs pilots"),
+    "zhang-table1": (table1, "Zhang et al. Table I: training time, original / reduced-dimension / ZF loss"),
 }
 
 
-def run_zhang(name, out_dir, scale, powers_db=None, seed=0):
-    """Run the Zhang et al. experiment ``name`` at ``scale`` (``powers_db``: the SNRs of zhang-fig2)."""
+def run_zhang(name, out_dir, scale, *, users=None, pilots=None, antennas=None, powers_db=None, seed=0):
+    """Run the Zhang et al. experiment ``name`` at ``scale``; ``None`` arguments keep the experiment's default.
+
+    ``users``: the swept ``K`` (``K = Nt`` for fig2 / fig4); ``pilots``: fig5(b)'s ``L``; ``antennas``:
+    a one-element list, ``Nt`` of fig5 / table1; ``powers_db``: one SNR in dB (each runs at one power).
+    """
     function, _ = ZHANG_EXPERIMENTS[name]
-    if name == "zhang-table1":
-        return function(out_dir, scale, seed=seed)
-    return function(out_dir, scale, snrs_db=tuple(powers_db or PAPER_SNRS_DB), seed=seed)
+    kwargs = {"seed": seed}
+    if users:
+        kwargs["users"] = tuple(users)
+    if pilots and name == "zhang-fig5":
+        kwargs["pilots"] = tuple(pilots)
+    if antennas and name in ("zhang-fig5", "zhang-table1"):
+        if len(antennas) != 1:
+            raise ValueError(f"{name} runs at one Nt; give one --antennas value. Received: {antennas}")
+        kwargs["antennas"] = int(antennas[0])
+    if powers_db:
+        if len(powers_db) != 1:
+            raise ValueError(f"{name} runs at one power; give one --powers value. Received: {powers_db}")
+        kwargs["snr_db"] = float(powers_db[0])
+    return function(out_dir, scale, **kwargs)

@@ -101,6 +101,31 @@ def test_alternating_objective_non_decreasing(M):
     np.testing.assert_allclose(hist[-1], hist[-2], atol=1e-6)
 
 
+def test_per_sample_stopping_batch_independent():
+    # Each entry stops on its own: its result alone equals its result inside a (mixed) batch.
+    rng = np.random.default_rng(7)
+    h, leak = _cn(rng, (6, 3, 4)), _cn(rng, (6, 2, 4))
+    P = np.array([0.1, 1.0, 10.0, 100.0, 3.0, 30.0])
+    noise = np.array([1.0, 0.1, 1.0, 0.01, 0.5, 1.0])
+    W, p, hist = slnr_beamformer(h, P, noise, leak=leak, return_info=True)
+    rounds = []
+    for s in range(6):
+        Ws, ps, hs = slnr_beamformer(h[s:s + 1], P[s], noise[s], leak=leak[s:s + 1], return_info=True)
+        np.testing.assert_allclose(Ws[0], W[s], rtol=0, atol=1e-12 * np.sqrt(P[s]))
+        np.testing.assert_allclose(ps[0], p[s], rtol=1e-12)
+        n = len(hs)  # a frozen entry repeats its final objective in the later rows of the batch history
+        np.testing.assert_allclose(hist[:n, s], hs[:, 0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(hist[n:, s], hs[-1, 0], rtol=1e-12, atol=1e-12)
+        rounds.append(n - 1)
+    assert len(hist) == max(rounds) + 1 and min(rounds) < max(rounds)  # the entries did stop at different rounds
+    # Multicell: per cell the same, so a sample alone equals its result inside the batch.
+    hm = _cn(rng, (4, 3, 6, 4))
+    Wm = multicell_slnr_beamformer(hm, P[:4], noise[:4], 2)
+    for s in range(4):
+        np.testing.assert_allclose(multicell_slnr_beamformer(hm[s:s + 1], P[s], noise[s], 2)[0], Wm[s],
+                                   rtol=0, atol=1e-12 * np.sqrt(P[s]))
+
+
 def test_slnr_beats_mrt_sum_rate_moderate_snr():
     # Nt=4, K=3, P/noise = 10 dB, 300 i.i.d. Rayleigh channels; actual SINR sum rate (eq. 2).
     rng = np.random.default_rng(4)

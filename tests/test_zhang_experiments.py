@@ -1,55 +1,90 @@
-"""Zhang et al.'s small-scale TDD experiments at a tiny scale: tables, plots, headline, resume, CLI."""
+"""Zhang et al.'s single-cell experiments at a tiny scale: tables, plots, headline, resume, CLI."""
 
 import json
 
+import pytest
+
 from mimokd.cli import main
-from mimokd.experiments.zhang import LOSS_FORMS, SCHEMES, ZhangScale, run_zhang
+from mimokd.experiments import zhang
+from mimokd.experiments.zhang import (
+    HYBRID,
+    LEARNED_BF,
+    LEARNED_ZF,
+    REDUCED,
+    WMMSE,
+    ZF_LOSS,
+    Setting,
+    ZhangScale,
+    run_zhang,
+)
 
-TINY = ZhangScale(train=128, test=128, epochs=1, batch_size=64)
+TINY = ZhangScale(train=96, test=64, epochs=1, batch_size=32, width=0.25)
 
 
-def test_tiny_fig2_writes_every_scheme_and_resumes(tmp_path):
-    rows = run_zhang("zhang-fig2", tmp_path, TINY, powers_db=(20,))
-    assert [r["scheme"] for r in rows] == list(SCHEMES)
+def test_tiny_fig4_writes_every_scheme_the_nmse_and_resumes(tmp_path):
+    rows = run_zhang("zhang-fig4", tmp_path, TINY, users=(2,))
+    assert [r["scheme"] for r in rows] == [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF, WMMSE]
     assert all(0 < r["fraction"] < 1.2 for r in rows)
-    assert rows[-1]["fraction"] == 1.0  # WMMSE is the reference
+    by = {r["scheme"]: r for r in rows}
+    assert by[WMMSE]["fraction"] == 1.0 and by[WMMSE]["sum_rate"] == by[HYBRID]["wmmse_sum_rate"]
+    assert by[LEARNED_BF]["channel_nmse"] is None and by[LEARNED_ZF]["channel_nmse"] > 0
     stored = json.loads((tmp_path / "results.json").read_text())
-    assert stored["headline"]["snr_db"] == 20.0
-    assert 0 < stored["headline"]["fraction_of_wmmse"] < 1.2
+    h = stored["headline"]
+    assert h["x"] == 2
+    assert h["fraction_of_wmmse"] == pytest.approx(by[HYBRID]["fraction"])
+    assert h["gain_over_baseline"] == pytest.approx(by[HYBRID]["sum_rate"] / by[LEARNED_ZF]["sum_rate"] - 1)
     text = (tmp_path / "results.md").read_text()
-    assert "fraction of WMMSE" in text.lower() or "of WMMSE's sum rate" in text
-    assert "over learned channel + ZF" in text
-    assert all(f"| {label} |" in text for label in SCHEMES)
-    assert (tmp_path / "sum_rate.png").read_bytes()[:4] == b"\x89PNG"
-    assert len([p for p in tmp_path.iterdir() if (p / "result.json").exists()]) == len(LOSS_FORMS)
-    again = run_zhang("zhang-fig2", tmp_path, TINY, powers_db=(20,))  # finished runs are reused
+    assert all(f"| {label} |" in text for label in by) and "Headline at K = Nt = 2" in text
+    for png in ("sum_rate.png", "channel_nmse.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    point = tmp_path / Setting("tdd", 2, 2, 20.0).tag
+    assert sorted(p.name for p in point.iterdir()) == sorted(zhang._tag(s) for s in by if s != WMMSE)
+    again = run_zhang("zhang-fig4", tmp_path, TINY, users=(2,))  # finished runs are reused, not retrained
     assert [r.get("train_s") for r in again] == [r.get("train_s") for r in rows]
 
 
-def test_tiny_table1_times_the_three_loss_forms(tmp_path):
-    rows = run_zhang("zhang-table1", tmp_path, TINY)
-    assert [r["scheme"] for r in rows] == list(LOSS_FORMS)
-    assert all(r["epoch_s"] > 0 and r["train_s"] > 0 and 0 < r["fraction"] < 1.2 for r in rows)
-    text = (tmp_path / "results.md").read_text()
-    assert all(f"| {label} |" in text for label in LOSS_FORMS)
+def test_tiny_fig2_uses_the_squared_relation(tmp_path):
+    rows = run_zhang("zhang-fig2", tmp_path, TINY, users=(2,))
+    assert [r["scheme"] for r in rows] == [HYBRID, zhang.SUPERVISED, zhang.UNSUPERVISED, WMMSE]
+    assert {r["channel_model"] for r in rows} == {"squared"}
+
+
+def test_tiny_table1_times_the_three_recoveries(tmp_path):
+    rows = run_zhang("zhang-table1", tmp_path, TINY, users=(2,), antennas=[4])
+    (row,) = rows
+    assert row["K"] == 2 and row["T0_s"] > 0 and row["reduced_pct"] > 0 and row["zf_pct"] > 0
+    assert (row["paper_T0_s"], row["paper_reduced_pct"]) == (1570, 67.24)
+    point = tmp_path / Setting("fdd", 4, 2, 10.0).tag
+    times = {label: json.loads((point / zhang._tag(label) / "result.json").read_text())["result"]["train_s"]
+             for label in (HYBRID, REDUCED, ZF_LOSS)}
+    assert row["reduced_pct"] == pytest.approx(100 * times[REDUCED] / times[HYBRID])
     assert (tmp_path / "train_time.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="one Nt"):
+        run_zhang("zhang-table1", tmp_path, TINY, antennas=[4, 8])
+
+
+def test_network_sizes_follow_the_paper():
+    tdd = zhang.network_sizes(Setting("tdd", 4, 4, 20.0), 1.0)
+    assert tdd["csi_hidden"] == (64,) * 4 and tdd["power_variant"] == "fc"  # four layers of 4 K Nt
+    fdd = zhang.network_sizes(Setting("fdd", 64, 6, 10.0), 1.0)
+    assert fdd["csi_hidden"] == (768,) * 3 and fdd["power_variant"] == "cnn"  # three layers of 2 Nt K
+    assert zhang.network_sizes(Setting("fdd", 64, 6, 10.0), 0.5)["csi_hidden"] == (384,) * 3
 
 
 def test_experiment_list_names_the_zhang_experiments(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
-    assert "zhang-fig2" in out and "zhang-table1" in out
+    assert all(name in out for name in ("zhang-fig2", "zhang-fig4", "zhang-fig5", "zhang-table1"))
 
 
-def test_cli_passes_the_scale_and_snrs_to_run_zhang(tmp_path, monkeypatch):
-    import mimokd.experiments.zhang as zhang
-
+def test_cli_passes_the_scale_and_sweeps_to_run_zhang(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(zhang, "run_zhang", lambda *args, **kwargs: calls.append((args, kwargs)))
-    out = tmp_path / "fig2"
-    assert main(["experiment", "zhang-fig2", "--powers", "20", "--epochs", "1", "--train-samples", "128",
-                 "--test-samples", "64", "--batch-size", "32", "--out", str(out)]) == 0
+    out = tmp_path / "fig5"
+    assert main(["experiment", "zhang-fig5", "--powers", "10", "--epochs", "1", "--train-samples", "128",
+                 "--test-samples", "64", "--batch-size", "32", "--width", "0.25", "--users", "2", "6",
+                 "--pilots", "4", "8", "--antennas", "32", "--out", str(out)]) == 0
     (name, out_dir, scale), kwargs = calls[0]
-    assert (name, out_dir) == ("zhang-fig2", str(out))
-    assert scale == zhang.SMALL.with_overrides(train=128, test=64, epochs=1, batch_size=32)
-    assert kwargs == {"powers_db": [20.0], "seed": 0}
+    assert (name, out_dir) == ("zhang-fig5", str(out))
+    assert scale == zhang.SMALL.with_overrides(train=128, test=64, epochs=1, batch_size=32, width=0.25)
+    assert kwargs == {"users": [2, 6], "pilots": [4, 8], "antennas": [32], "powers_db": [10.0], "seed": 0}

@@ -38,6 +38,21 @@ back to the layer's compute dtype. Gradients flow to ``h``, ``p`` and ``q``.
 :func:`miso_sum_rate_tf` is the differentiable sum rate of eq. (2) (``L_R = -R^sum`` in eq. 10), in
 real arithmetic; it equals :func:`mimokd.classical.miso.miso_sum_rate`.
 
+Multicell (Sec. VI): a BS's **view** of one network snapshot is ``h`` float ``[batch, K_total, Nt, 2]``,
+the downlink channels from that BS to ALL ``K_total = N_c K_c`` users, its own ``K_c =
+users_per_cell`` users FIRST (rows ``0..K_c-1``), then every other cell's users; beamformers ``W``
+float ``[batch, Nt, K_c, 2]`` (own users only); powers ``p`` ``[batch, K_c]``.
+
+- :class:`SLNRRecovery`, eq. (35): ``p`` rescaled to sum to ``P``, then per own user ``k``
+  ``w_k = sqrt(p_k) normalize((I + (p_k / N_0) sum_{all m} g_m g_m^H)^(-1) h_k)`` (``g_m`` every one
+  of the ``K_total`` users; one ``Nt x Nt`` solve PER own user, since the matrix depends on
+  ``p_k``). Equals :func:`mimokd.classical.slnr.slnr_directions` times ``sqrt(p)``.
+- :class:`MulticellZFRecovery`: the multicell "ZF loss" variant (Sec. VII-C): zero-forces every
+  user the BS sees, directions the normalized own columns of ``H (H^H H)^(-1)`` (``H`` the
+  ``Nt x K_total`` view, needs ``Nt >= K_total``), powers ``p`` rescaled to ``P``.
+- :func:`slnr_rate_tf`: the per-view SLNR rate of eq. (27)-(28), ``sum_k log2(1 + gamma_SLNR,k)``
+  (or ``log2(gamma_SLNR,k)``, the high-SNR form), differentiable, real arithmetic.
+
 Networks:
 
 - :func:`build_csi_net`: fully connected, ``tanh`` hidden layers, linear output (Sec. VII-A: four
@@ -51,6 +66,8 @@ Networks:
   rescales ``p`` and ``q`` separately to sum to ``P``, only the ratios within ``p`` and within
   ``q`` matter; the matching supervised target (eq. 9) is ``[p; q] / (2P)`` (:func:`power_targets`,
   which sums to 1 because ``sum p = sum q = P``); :func:`split_powers` gives ``(p, q)`` back.
+  ``outputs=K_c`` gives the multicell Power-Net of eq. (37) (a softmax over the own users'
+  downlink powers ``p / P`` only).
 """
 
 import keras
@@ -98,6 +115,13 @@ def _check_linalg_dtype(linalg_dtype):
         raise ValueError(f"`linalg_dtype` must be one of {LINALG_DTYPES}. Received: linalg_dtype={linalg_dtype!r}")
 
 
+def _real_to_complex(x, dtype):
+    """Real tensor -> complex ``dtype`` via ``tf.complex`` (its gradient is the real part, without the
+    "casting complex to real" warning that the gradient of ``tf.cast`` real -> complex logs)."""
+    x = tf.cast(x, dtype.real_dtype)
+    return tf.complex(x, tf.zeros_like(x))
+
+
 def _hd(h_real, dtype):
     """Real ``[b, K, Nt, 2]`` -> complex ``H_D`` ``[b, Nt, K]``."""
     return tf.transpose(to_complex(h_real, dtype), [0, 2, 1])
@@ -112,12 +136,12 @@ def _rescale(x, power, dtype):
 def _duality_directions(HD, q, noise):
     """Unit columns ``normalize((sigma^2 I + sum_j q_j h_j h_j^H)^(-1) h_k)`` for ``H_D`` ``[b, n, K]``."""
     n = tf.shape(HD)[1]
-    qc = tf.cast(q, HD.dtype)
+    qc = _real_to_complex(q, HD.dtype)
     eye = tf.eye(n, dtype=HD.dtype)
     M = tf.cast(np.float64(noise), HD.dtype) * eye + tf.matmul(HD * qc[:, None, :], HD, adjoint_b=True)
     V = tf.linalg.solve(M, HD)
     sq = tf.reduce_sum(tf.math.real(V) ** 2 + tf.math.imag(V) ** 2, axis=1, keepdims=True)
-    return V / tf.cast(tf.sqrt(sq + NORM_EPSILON), V.dtype)
+    return V / _real_to_complex(tf.sqrt(sq + NORM_EPSILON), V.dtype)
 
 
 class _RecoveryBase(keras.layers.Layer):
@@ -157,7 +181,7 @@ class BeamformingRecovery(_RecoveryBase):
         p = _rescale(p, self.power, dt)
         q = _rescale(q, self.power, dt)
         V = _duality_directions(_hd(h, dt), q, self.noise)
-        return self._out(V * tf.cast(tf.sqrt(p), V.dtype)[:, None, :])
+        return self._out(V * _real_to_complex(tf.sqrt(p), V.dtype)[:, None, :])
 
     def compute_output_shape(self, input_shape):
         h = input_shape[0]
@@ -170,7 +194,7 @@ def _reduction_basis(HD):
     gram = 0.5 * (gram + tf.linalg.adjoint(gram))
     lam, U = tf.linalg.eigh(gram)
     lam = tf.math.real(lam)
-    return tf.matmul(HD, U) * tf.cast(tf.math.rsqrt(lam + NORM_EPSILON), HD.dtype)[:, None, :]
+    return tf.matmul(HD, U) * _real_to_complex(tf.math.rsqrt(lam + NORM_EPSILON), HD.dtype)[:, None, :]
 
 
 @keras.saving.register_keras_serializable(package="mimokd")
@@ -193,7 +217,7 @@ class ReducedBeamformingRecovery(_RecoveryBase):
         HD = _hd(h, dt)
         B = _reduction_basis(HD)
         G = tf.matmul(B, HD, adjoint_a=True)  # [b, K, K], column k = g_k
-        V = _duality_directions(G, q, self.noise) * tf.cast(tf.sqrt(p), HD.dtype)[:, None, :]
+        V = _duality_directions(G, q, self.noise) * _real_to_complex(tf.sqrt(p), HD.dtype)[:, None, :]
         return self._out(tf.matmul(B, V))
 
     def compute_output_shape(self, input_shape):
@@ -220,13 +244,48 @@ class ZFRecovery(_RecoveryBase):
         W0 = tf.linalg.adjoint(tf.linalg.solve(tf.linalg.adjoint(gram), tf.linalg.adjoint(HD)))  # H_D gram^-1
         sq = tf.reduce_sum(tf.math.real(W0) ** 2 + tf.math.imag(W0) ** 2, axis=(1, 2))
         d = tf.sqrt(self.power / (sq + NORM_EPSILON))
-        return self._out(W0 * tf.cast(d, W0.dtype)[:, None, None])
+        return self._out(W0 * _real_to_complex(d, W0.dtype)[:, None, None])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2], input_shape[1], 2)
 
 
 # ----------------------------------------------------------------------------- sum rate
+
+
+def _real_stored(x):
+    x = tf.convert_to_tensor(x)
+    return tf.stack([tf.math.real(x), tf.math.imag(x)], axis=-1) if x.dtype.is_complex else x
+
+
+def _beam_gains(h, W):
+    """``|h_m^H w_k|^2`` ``[b, M, K]`` in real arithmetic, in ``h``'s real dtype; ``h`` ``[b, M, Nt(, 2)]``,
+    ``W`` ``[b, Nt, K(, 2)]``, real-stored or complex."""
+    h = _real_stored(h)
+    W = tf.cast(_real_stored(W), h.dtype)
+    hr, hi = h[..., 0], h[..., 1]
+    wr, wi = W[..., 0], W[..., 1]
+    # h_m^H w_k = sum_n conj(h_mn) w_nk
+    re = tf.einsum("bmn,bnk->bmk", hr, wr) + tf.einsum("bmn,bnk->bmk", hi, wi)
+    im = tf.einsum("bmn,bnk->bmk", hr, wi) - tf.einsum("bmn,bnk->bmk", hi, wr)
+    return re**2 + im**2
+
+
+def _off_diagonal_sum(gains, axis):
+    """``gains`` ``[b, M, K]`` with the diagonal ``m = k`` masked out, summed over ``axis``: 1 gives
+    ``sum_{m != k} gains[:, m, k]`` (a beam's leakage), 2 gives ``sum_{k != m} gains[:, m, k]`` (a user's
+    interference). Summed directly with a mask rather than as ``sum - diagonal``: with the path-loss
+    dynamic range of multicell views the signal can exceed the interference by 1e8, and the subtraction
+    cancels in float32 (even to a negative interference and an infinite / NaN rate)."""
+    off = 1.0 - tf.eye(tf.shape(gains)[1], tf.shape(gains)[2], dtype=gains.dtype)
+    return tf.reduce_sum(gains * off, axis=axis)
+
+
+def _noise_column(noise, dtype):
+    """``noise`` (scalar or ``[b]``) as ``[b or 1, 1]`` of ``dtype``."""
+    if not tf.is_tensor(noise):
+        noise = np.asarray(noise, np.float64)  # a Python float would go through float32 in tf.cast
+    return tf.reshape(tf.cast(noise, dtype), [-1, 1])
 
 
 def miso_sum_rate_tf(h, W, noise):
@@ -240,25 +299,173 @@ def miso_sum_rate_tf(h, W, noise):
     Computed in real arithmetic in the dtype of ``h`` (float32 for complex64, float64 for
     complex128); equals :func:`mimokd.classical.miso.miso_sum_rate`.
     """
-    h = tf.convert_to_tensor(h)
-    W = tf.convert_to_tensor(W)
-    if h.dtype.is_complex:
-        h = tf.stack([tf.math.real(h), tf.math.imag(h)], axis=-1)
-    if W.dtype.is_complex:
-        W = tf.stack([tf.math.real(W), tf.math.imag(W)], axis=-1)
-    W = tf.cast(W, h.dtype)
-    hr, hi = h[..., 0], h[..., 1]  # [b, K, Nt]
-    wr, wi = W[..., 0], W[..., 1]  # [b, Nt, K]
-    # h_k^H w_j = sum_n conj(h_kn) w_nj
-    re = tf.einsum("bkn,bnj->bkj", hr, wr) + tf.einsum("bkn,bnj->bkj", hi, wi)
-    im = tf.einsum("bkn,bnj->bkj", hr, wi) - tf.einsum("bkn,bnj->bkj", hi, wr)
-    gains = re**2 + im**2  # [b, K(k), K(j)]
+    gains = _beam_gains(h, W)  # [b, K, K]
     sig = tf.linalg.diag_part(gains)
-    interf = tf.reduce_sum(gains, axis=2) - sig
-    if not tf.is_tensor(noise):
-        noise = np.asarray(noise, np.float64)  # a Python float would go through float32 in tf.cast
-    noise = tf.reshape(tf.cast(noise, h.dtype), [-1, 1])
-    rates = tf.math.log(1.0 + sig / (interf + noise)) / tf.cast(np.log(2.0), h.dtype)
+    interf = _off_diagonal_sum(gains, axis=2)
+    rates = tf.math.log(1.0 + sig / (interf + _noise_column(noise, gains.dtype))) / tf.cast(np.log(2.0), gains.dtype)
+    return tf.reduce_sum(rates, axis=1)
+
+
+# ----------------------------------------------------------------------------- multicell (Sec. VI)
+
+
+def _check_users_per_cell(users_per_cell):
+    if isinstance(users_per_cell, bool) or not isinstance(users_per_cell, (int, np.integer)) or users_per_cell < 1:
+        raise ValueError(f"`users_per_cell` must be a positive integer. Received: users_per_cell={users_per_cell!r}")
+    return int(users_per_cell)
+
+
+def _check_view_shapes(h_shape, p_shape, users_per_cell, zf=False):
+    """Static checks of a view ``h`` ``[b, K_total, Nt, 2]`` and powers ``[b, K_c]`` (unknown dims skipped)."""
+    kt, nt = h_shape[1], h_shape[2]
+    if kt is not None and kt < users_per_cell:
+        raise ValueError(f"The view has K_total={kt} users, fewer than `users_per_cell`={users_per_cell}.")
+    if p_shape is not None and p_shape[-1] is not None and p_shape[-1] != users_per_cell:
+        raise ValueError(f"`p` must be [batch, users_per_cell={users_per_cell}]. Received: shape {tuple(p_shape)}")
+    if zf and kt is not None and nt is not None and kt > nt:
+        raise ValueError(f"Zero-forcing all K_total={kt} users needs Nt >= K_total. Received: Nt={nt}")
+
+
+@keras.saving.register_keras_serializable(package="mimokd")
+class SLNRRecovery(_RecoveryBase):
+    """Eq. (35): the multicell SLNR beamformer of one BS from its view and its users' powers.
+
+    Inputs ``[h, p]``: ``h`` float ``[batch, K_total, Nt, 2]`` (the BS's view: its own
+    ``users_per_cell`` users first, then all other users), ``p`` nonnegative float ``[batch,
+    users_per_cell]`` with a positive sum per sample (e.g. a Power-Net softmax), rescaled to sum to
+    ``power``. Output: float ``[batch, Nt, users_per_cell, 2]``,
+
+        ``w_k = sqrt(p_k) normalize((I + (p_k / N_0) sum_{m=1}^{K_total} g_m g_m^H)^(-1) h_k)``
+
+    (``g_m = h[:, m]``, the sum over every user including ``k``; by Sherman-Morrison including ``k``
+    changes only the length, so this is the max-SLNR direction of eq. 32). The matrix depends on
+    ``p_k``, so this solves one ``Nt x Nt`` system per own user and sample. ``||w_k||^2 = p_k``,
+    ``sum_k ||w_k||^2 = P``. Equals :func:`mimokd.classical.slnr.slnr_directions` ``(h_own, p, noise,
+    leak=h_others)`` times ``sqrt(p)``.
+
+    Args:
+        power: per-BS transmit power ``P`` (linear, > 0).
+        noise: noise power ``N_0`` (linear, > 0).
+        users_per_cell: ``K_c``, the BS's own users (the first ``K_c`` rows of the view).
+        linalg_dtype: ``"float64"`` (complex128, default) or ``"float32"``.
+    """
+
+    def __init__(self, power, noise, users_per_cell, linalg_dtype="float64", **kwargs):
+        super().__init__(power, noise, linalg_dtype, **kwargs)
+        self.users_per_cell = _check_users_per_cell(users_per_cell)
+
+    def get_config(self):
+        return {**super().get_config(), "users_per_cell": self.users_per_cell}
+
+    def call(self, inputs):
+        h, p = inputs
+        _check_view_shapes(h.shape, p.shape, self.users_per_cell)
+        dt = self.linalg_dtype
+        kc = self.users_per_cell
+        p = _rescale(p, self.power, dt)  # [b, Kc]
+        HD = _hd(h, dt)  # [b, Nt, K_total]
+        R = tf.matmul(HD, HD, adjoint_b=True)  # sum_m g_m g_m^H, [b, Nt, Nt]
+        eye = tf.eye(tf.shape(HD)[1], dtype=HD.dtype)
+        scale = _real_to_complex(p / np.float64(self.noise), HD.dtype)  # p_k / N_0, [b, Kc]
+        A = eye + scale[:, :, None, None] * R[:, None]  # [b, Kc, Nt, Nt]
+        rhs = tf.transpose(HD[:, :, :kc], [0, 2, 1])[..., None]  # h_k, [b, Kc, Nt, 1]
+        V = tf.linalg.solve(A, rhs)[..., 0]  # [b, Kc, Nt]
+        sq = tf.reduce_sum(tf.math.real(V) ** 2 + tf.math.imag(V) ** 2, axis=2, keepdims=True)
+        V = V * _real_to_complex(tf.sqrt(p[:, :, None] / (sq + NORM_EPSILON)), V.dtype)
+        return self._out(tf.transpose(V, [0, 2, 1]))
+
+    def compute_output_shape(self, input_shape):
+        h = input_shape[0]
+        return (h[0], h[2], self.users_per_cell, 2)
+
+
+@keras.saving.register_keras_serializable(package="mimokd")
+class MulticellZFRecovery(_RecoveryBase):
+    """The multicell zero-forcing recovery ("proposed solution based on the ZF loss function", Sec. VII-C).
+
+    The ZF counterpart of :class:`SLNRRecovery` for one BS: it zero-forces EVERY user it sees (its
+    own and the other cells'), so its beams cause no intra- or inter-cell interference (zero
+    leakage; the SLNR becomes the SNR). With ``H`` the ``Nt x K_total`` view (columns ``h_m``):
+
+        ``w_k = sqrt(p_k) c_k / ||c_k||``,  ``c_k`` = column ``k`` of ``H (H^H H)^(-1)``, ``k < K_c``
+
+    so ``h_m^H w_k = 0`` for every ``m != k``. Needs ``Nt >= K_total`` and linearly independent
+    channels. Unlike eq. (24) (one common scale ``d``), each own user's column is normalized and
+    given its own power, since the per-BS budget is spent on ``K_c`` of the ``K_total`` columns.
+
+    Inputs ``[h, p]``: ``h`` float ``[batch, K_total, Nt, 2]`` (own users first), ``p`` nonnegative
+    ``[batch, users_per_cell]``, rescaled to sum to ``power``; or ``h`` alone: equal power
+    ``P / K_c`` (with one user per cell, ``p = P`` either way). Output: float ``[batch, Nt,
+    users_per_cell, 2]``, ``sum_k ||w_k||^2 = P``. ``noise`` is stored for a uniform interface only.
+
+    Args:
+        power: per-BS transmit power ``P``. users_per_cell: ``K_c``.
+        noise: unused (default 1). linalg_dtype: ``"float64"`` (default) or ``"float32"``.
+    """
+
+    def __init__(self, power, users_per_cell, noise=1.0, linalg_dtype="float64", **kwargs):
+        super().__init__(power, noise, linalg_dtype, **kwargs)
+        self.users_per_cell = _check_users_per_cell(users_per_cell)
+
+    def get_config(self):
+        return {**super().get_config(), "users_per_cell": self.users_per_cell}
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            h, p = inputs
+        else:
+            h, p = inputs, None
+        _check_view_shapes(h.shape, None if p is None else p.shape, self.users_per_cell, zf=True)
+        dt = self.linalg_dtype
+        kc = self.users_per_cell
+        HD = _hd(h, dt)  # [b, Nt, K_total]
+        gram = tf.matmul(HD, HD, adjoint_a=True)  # [b, K_total, K_total]
+        E = tf.eye(tf.shape(HD)[2], kc, batch_shape=[tf.shape(HD)[0]], dtype=HD.dtype)
+        C = tf.matmul(HD, tf.linalg.solve(gram, E))  # own columns of H (H^H H)^-1, [b, Nt, Kc]
+        if p is None:
+            p = tf.fill([tf.shape(HD)[0], kc], tf.cast(self.power / kc, dt))
+        else:
+            p = _rescale(p, self.power, dt)
+        sq = tf.reduce_sum(tf.math.real(C) ** 2 + tf.math.imag(C) ** 2, axis=1)  # [b, Kc]
+        return self._out(C * _real_to_complex(tf.sqrt(p / (sq + NORM_EPSILON)), C.dtype)[:, None, :])
+
+    def compute_output_shape(self, input_shape):
+        h = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)) \
+            else input_shape
+        return (h[0], h[2], self.users_per_cell, 2)
+
+
+def slnr_rate_tf(h, W, noise, users_per_cell, approximate=False):
+    """Differentiable per-view SLNR rate of eq. (27)-(28), ``[batch]`` in bits/s/Hz.
+
+    ``sum_{k < K_c} log2(1 + gamma_k)`` (``approximate=False``) or ``sum_k log2(gamma_k)`` (the
+    high-SNR form of eq. 28 that the paper optimizes, ``approximate=True``), with
+
+        ``gamma_k = |h_k^H w_k|^2 / (sum_{m != k, m < K_total} |h_m^H w_k|^2 + N_0)``
+
+    (the leakage of own user ``k``'s beam into every other user of every cell).
+
+    Args:
+        h: the view, float ``[batch, K_total, Nt, 2]`` or complex ``[batch, K_total, Nt]``, own
+            ``users_per_cell`` users first.
+        W: float ``[batch, Nt, K_c, 2]`` or complex ``[batch, Nt, K_c]`` (its power taken as given).
+        noise: ``N_0`` (linear), a scalar or ``[batch]``.
+        users_per_cell: ``K_c`` (must equal ``W``'s user axis).
+        approximate: ``log2(gamma)`` instead of ``log2(1 + gamma)`` (``-inf`` where the signal is 0).
+
+    Computed in real arithmetic in the dtype of ``h`` (float32 for complex64, float64 for complex128).
+    """
+    kc = _check_users_per_cell(users_per_cell)
+    W = tf.convert_to_tensor(W)
+    if W.shape[2] is not None and W.shape[2] != kc:
+        raise ValueError(f"`W` must be [batch, Nt, users_per_cell={kc}, 2]. Received: W.shape={W.shape}")
+    h = tf.convert_to_tensor(h)
+    if h.shape[1] is not None and h.shape[1] < kc:
+        raise ValueError(f"`h` has K_total={h.shape[1]} users, fewer than `users_per_cell`={kc}.")
+    gains = _beam_gains(h, W)  # [b, K_total (m), Kc (k)]
+    sig = tf.linalg.diag_part(gains[:, :kc, :])  # |h_k^H w_k|^2, [b, Kc]
+    gamma = sig / (_off_diagonal_sum(gains, axis=1) + _noise_column(noise, gains.dtype))
+    rates = tf.math.log(gamma if approximate else 1.0 + gamma) / tf.cast(np.log(2.0), gains.dtype)
     return tf.reduce_sum(rates, axis=1)
 
 
@@ -307,7 +514,7 @@ def build_csi_net(Nt, K, hidden=None, per_user=True, activation="tanh", name="cs
 
 
 def build_power_net(Nt, K, hidden=None, variant="fc", filters=POWER_NET_CNN_FILTERS, kernel_size=3,
-                    dropout=POWER_NET_CNN_DROPOUT, name="power_net"):
+                    dropout=POWER_NET_CNN_DROPOUT, name="power_net", outputs=None):
     """Power-Net: channels -> softmax power fractions ``[p_hat; q_hat]`` (Sec. IV-B, VII).
 
     Args:
@@ -322,13 +529,17 @@ def build_power_net(Nt, K, hidden=None, variant="fc", filters=POWER_NET_CNN_FILT
             filters; its kernel size is not given (``kernel_size=3`` here).
         filters, kernel_size, dropout: the CNN's (ignored for ``"fc"``).
         name: the model's name.
+        outputs: the softmax's size; default ``2K`` (``[p; q]``). The multicell Power-Net of eq. (37)
+            uses ``outputs=users_per_cell`` on a ``K = K_total`` view: the own users' ``p / P``.
 
     Returns:
         ``keras.Model``: float32 ``[batch, K, Nt, 2]`` -> float32 ``[batch, 2K]``, a softmax over all
         ``2K`` entries (sums to 1). ``p_hat = y[:, :K]``, ``q_hat = y[:, K:]`` (:func:`split_powers`);
-        train against :func:`power_targets` ``= [p; q] / (2P)``.
+        train against :func:`power_targets` ``= [p; q] / (2P)``. With ``outputs``: ``[batch, outputs]``.
     """
     _check_positive_int(Nt=Nt, K=K)
+    outputs_count = 2 * K if outputs is None else outputs
+    _check_positive_int(outputs=outputs_count)
     if variant not in ("fc", "cnn"):
         raise ValueError(f"`variant` must be 'fc' or 'cnn'. Received: variant={variant!r}")
     inputs = keras.Input((K, Nt, 2), name="channels")
@@ -355,8 +566,8 @@ def build_power_net(Nt, K, hidden=None, variant="fc", filters=POWER_NET_CNN_FILT
         x = keras.layers.Flatten(name="flatten")(x)
         for i, units in enumerate(hidden):
             x = keras.layers.Dense(units, activation="relu", name=f"dense_{i + 1}")(x)
-    outputs = keras.layers.Dense(2 * K, activation="softmax", name="powers")(x)
-    return keras.Model(inputs, outputs, name=name)
+    y = keras.layers.Dense(outputs_count, activation="softmax", name="powers")(x)
+    return keras.Model(inputs, y, name=name)
 
 
 def power_targets(p, q, P):
@@ -374,12 +585,15 @@ def split_powers(y):
 
 __all__ = [
     "BeamformingRecovery",
+    "MulticellZFRecovery",
     "ReducedBeamformingRecovery",
+    "SLNRRecovery",
     "ZFRecovery",
     "build_csi_net",
     "build_power_net",
     "miso_sum_rate_tf",
     "power_targets",
+    "slnr_rate_tf",
     "split_powers",
     "to_complex",
     "to_real",

@@ -229,9 +229,11 @@ def cmd_experiment(args):
 
         scale = (zhang.PAPER if args.scale == "paper" else zhang.SMALL).with_overrides(
             train=args.train_samples, test=args.test_samples, epochs=args.epochs, batch_size=args.batch_size,
+            width=args.width,
         )
-        run_zhang(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
-        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plot")
+        run_zhang(args.name, args.out or f"runs/{args.name}", scale, users=args.users, pilots=args.pilots,
+                  antennas=args.antennas, powers_db=args.powers, seed=args.seed)
+        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
         return
     experiment = get_experiment(args.name)
     scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
@@ -546,9 +548,14 @@ def build_parser():
         p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
     p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
-    p.add_argument("--width", type=float, default=None, help="kong-fig*: factor on the paper's layer widths")
+    p.add_argument("--width", type=float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
     p.add_argument("--powers", type=float, nargs="+", default=None,
-                   help="kong-fig2/3: P values in dB; zhang-fig2: SNRs in dB")
+                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for the multicell figures)")
+    # Zhang et al. (zhang-*): the swept users, pilots and antennas
+    p.add_argument("--users", type=int, nargs="+", default=None, help="zhang-*: the swept K (K = Nt in fig2 / fig4)")
+    p.add_argument("--pilots", type=int, nargs="+", default=None, help="zhang-fig5 / fig6: the swept pilot lengths L")
+    p.add_argument("--antennas", type=int, nargs="+", default=None,
+                   help="zhang-fig5 / table1: Nt (one value); zhang-fig6: the swept Nt")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser(
