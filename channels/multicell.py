@@ -118,7 +118,7 @@ def bs_view_order(num_cells, users_per_cell, cell):
 
 def multicell_channels(batch, Nt, rng, *, num_cells=7, users_per_cell=1, radius=200.0, min_distance=10.0,
                        front_end=None, paths=4, bandwidth=20e6, noise_density_dbm_hz=-174.0, doppler_hz=0.0,
-                       delay_s=1e-3, return_paths=False):
+                       delay_s=1e-3, max_delay=1e-4, return_paths=False):
     """Noise-normalised multicell uplink / downlink channels of Sec. VII-C (eq. 40, 42), with Doppler (Sec. VII-D).
 
     Small scale: eq. (40) (:func:`~mimokd.channels.uplink_downlink.fdd_multipath_channels`, uplink
@@ -137,6 +137,8 @@ def multicell_channels(batch, Nt, rng, *, num_cells=7, users_per_cell=1, radius=
         front_end: ``(phi, c)`` of :func:`~mimokd.channels.uplink_downlink.make_front_end`, or
             ``None`` to draw one from ``rng`` first.
         paths: ``L_p`` of eq. (40) (not given in the paper; 4).
+        max_delay: the path delays' range ``[0, max_delay]`` in seconds (the paper's ``10^-4``, read in
+            seconds; see :mod:`mimokd.experiments.zhang` on what it does to the uplink-downlink relation).
         bandwidth: Hz (20 MHz). noise_density_dbm_hz: dBm/Hz (-174).
         doppler_hz: maximum Doppler frequency, >= 0 (Fig. 8: 10-150 Hz; 0 = no aging).
         delay_s: uplink-to-downlink delay in seconds, >= 0 (our choice, 1 ms; see the module docstring).
@@ -181,7 +183,7 @@ def multicell_channels(batch, Nt, rng, *, num_cells=7, users_per_cell=1, radius=
     for start in range(0, batch, chunk):
         size = min(chunk, batch - start)
         up, _, info = fdd_multipath_channels(size, links, Nt, g, f_up=F_UP, f_down=F_DOWN, paths=paths,
-                                             downlink="eq40", phi=phi, c=c, return_paths=True)
+                                             max_delay=max_delay, downlink="eq40", phi=phi, c=c, return_paths=True)
         alpha_down = rho * info["alpha"] + innovation * complex_normal(g, info["alpha"].shape)
         h_up.append(up.astype(np.complex128))
         h_down.append(_eq40_downlink(info, alpha_down, Nt, F_DOWN))

@@ -18,6 +18,11 @@ is the reference.
 - **zhang-fig5** (Fig. 5, Sec. VII-B): the FDD multipath ULA model (eq. 40, 2.5 / 2.4 GHz),
   ``Nt = 64`` (the text; the caption says 32: ``--antennas``), 10 dB; (a) vs ``K`` with ``L = K``
   pilots, (b) vs ``L`` at ``K = 6``; the schemes of zhang-fig4.
+  The paper gives the delay range as ``[0, 10^-4]`` without a unit; read in seconds (our default), the
+  per-path phase rotation between 2.5 and 2.4 GHz, ``2 pi (0.1 GHz) tau``, spans ~10^4 turns, so given
+  the uplink every path's downlink phase is uniform: ``E[h_D | h_U] = 0`` and no estimator learns the
+  downlink channel (its NMSE stays at 0 dB); only the angles and powers carry over. ``--max-delay 1e-10``
+  (the range read in microseconds) makes the phases predictable and the relation learnable.
 - **zhang-table1** (Table I): training time of the model-driven network with the original recovery
   (eq. 7, ``T_0``), the reduced-dimension recovery (eq. 20-23) and the ZF loss (eq. 24), FDD,
   ``Nt = 64``, 10 dB, vs ``K``.
@@ -39,6 +44,7 @@ the paper's widths: minutes per point on 2 CPU cores) and ``paper`` (Sec. VII: 1
 """
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -76,17 +82,20 @@ PAPER = ZhangScale(train=100_000, test=1000, epochs=200, batch_size=100)
 @dataclass(frozen=True)
 class Setting:
     """One sweep point: ``channel_model`` of :func:`make_hybrid_dataset`, ``Nt``, ``K``, ``snr_db``
-    (``P / sigma^2``), ``pilots`` (``L``; ``None``: ``K``)."""
+    (``P / sigma^2``), ``pilots`` (``L``; ``None``: ``K``), ``max_delay`` (``"fdd"`` only: the upper end of
+    the path delays in seconds; ``None``: the generator's ``1e-4``)."""
 
     channel_model: str
     Nt: int
     K: int
     snr_db: float
     pilots: int = None
+    max_delay: float = None
 
     @property
     def tag(self):
-        return f"{self.channel_model}_Nt{self.Nt}_K{self.K}_P{self.snr_db:g}_L{self.pilots or self.K}"
+        delay = "" if self.max_delay is None else f"_tau{self.max_delay:g}"
+        return f"{self.channel_model}_Nt{self.Nt}_K{self.K}_P{self.snr_db:g}_L{self.pilots or self.K}{delay}"
 
     @property
     def power(self):
@@ -115,8 +124,9 @@ SCHEMES = {
 }
 
 
-def _tag(label):
-    return "".join(ch if ch.isalnum() else "-" for ch in label).strip("-").replace("--", "-")
+def run_tag(label):
+    """A scheme label as a folder name: runs of other characters than letters and digits become one ``-``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
 
 
 def datasets(setting, scale, seed):
@@ -133,6 +143,8 @@ def datasets(setting, scale, seed):
     key = [seed, setting.Nt, setting.K, int(round(10 * setting.snr_db)) + 1000, setting.pilots or setting.K]
     kwargs = {"front_end": front_end, "channel_model": setting.channel_model, "pilot_length": setting.pilots,
               "wmmse_kwargs": {"init": "best"}}
+    if setting.max_delay is not None:
+        kwargs["channel_kwargs"] = {"max_delay": setting.max_delay}
     train = make_hybrid_dataset(scale.train, setting.Nt, setting.K, setting.power, NOISE,
                                 np.random.default_rng(key + [1]), **kwargs)
     test = make_hybrid_dataset(scale.test, setting.Nt, setting.K, setting.power, NOISE,
@@ -152,7 +164,7 @@ def network_sizes(setting, width):
     return {"csi_hidden": fc, "power_hidden": fc, "power_variant": "fc", "bf_hidden": fc}
 
 
-def _epoch_timer():
+def epoch_timer():
     """A Keras callback recording the wall time of each epoch in ``.seconds``."""
     import keras
 
@@ -239,7 +251,7 @@ def train_scheme(run_dir, label, setting, scale, seed, data, learned_csi_net=Non
     x, y = fit_arrays(train)
     if SCHEMES[label][0] == "learned_bf":
         y = y["downlink"]
-    timer = _epoch_timer()
+    timer = epoch_timer()
     start = time.perf_counter()
     history = model.fit(x, y, epochs=scale.epochs, batch_size=scale.batch_size, callbacks=[timer], verbose=0)
     seconds = time.perf_counter() - start
@@ -277,7 +289,7 @@ def run_point(out_dir, setting, labels, scale, seed):
     results, learned = {}, None
     for label in order:
         print(f"  {setting.tag}: {label}", flush=True)
-        results[label], model = train_scheme(point_dir / _tag(label), label, setting, scale, seed, data,
+        results[label], model = train_scheme(point_dir / run_tag(label), label, setting, scale, seed, data,
                                              learned_csi_net=learned)
         if label == LEARNED_ZF:
             learned = model.csi_net
@@ -325,9 +337,9 @@ def sweep(out_dir, settings, values, labels, scale, seed, *, xlabel, title, nmse
                                for label in shown], cols)
 
     lines = [f"# {title}", "", f"Scale: {asdict(scale)}, seed {seed}. Mean sum rate (bits/s/Hz) on the true downlink "
-             f"channels of {scale.test} fixed test samples per point; sigma^2 = 1. The front-end (Phi, c) of eq. (38) / "
-             "(40) is drawn once per (seed, Nt) and c ~ CN(0, 1) scales every downlink channel, so absolute rates at "
-             "different Nt are not comparable; the fractions of WMMSE are.", ""]
+             f"channels of {scale.test} fixed test samples per point; sigma^2 = 1. The front-end (Phi, c) of "
+             "eq. (38) / (40) is drawn once per (seed, Nt) and c ~ CN(0, 1) scales every downlink channel, so "
+             "absolute rates at different Nt are not comparable; the fractions of WMMSE are.", ""]
     extra = {}
     if headline_at is not None:
         extra["headline"] = h = headline(series, list(values), headline_at)
@@ -372,16 +384,17 @@ def fig4(out_dir, scale, users=(2, 4, 6, 8), snr_db=20.0, seed=0):
 
 
 def fig5(out_dir, scale, users=(2, 4, 6, 8, 10), pilots=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0,
-         pilot_users=6, seed=0):
+         pilot_users=6, max_delay=None, seed=0):
     """Paper Fig. 5: FDD multipath (eq. 40), ``Nt = antennas``; (a) vs ``K`` (``L = K``) in ``<out>/a``,
     (b) vs ``L`` at ``K = pilot_users`` in ``<out>/b``."""
     labels = [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF]
     out_dir = Path(out_dir)
-    rows_a = sweep(out_dir / "a", [Setting("fdd", antennas, k, snr_db) for k in users], list(users),
-                   labels, scale, seed, xlabel="K", nmse_plot=True,
+    rows_a = sweep(out_dir / "a", [Setting("fdd", antennas, k, snr_db, max_delay=max_delay) for k in users],
+                   list(users), labels, scale, seed, xlabel="K", nmse_plot=True,
                    headline_at=pilot_users if pilot_users in users else users[-1],
                    title=f"Zhang et al. Fig. 5(a): FDD multipath (eq. 40), Nt = {antennas}, P = {snr_db:g} dB, L = K")
-    rows_b = sweep(out_dir / "b", [Setting("fdd", antennas, pilot_users, snr_db, pilots=L) for L in pilots],
+    rows_b = sweep(out_dir / "b", [Setting("fdd", antennas, pilot_users, snr_db, pilots=L, max_delay=max_delay)
+                                   for L in pilots],
                    list(pilots), labels, scale, seed, xlabel="L (pilots)",
                    title=f"Zhang et al. Fig. 5(b): FDD multipath, Nt = {antennas}, K = {pilot_users}, "
                          f"P = {snr_db:g} dB, vs pilot length")
@@ -394,14 +407,14 @@ PAPER_TABLE1 = {  # K -> (T_0 in s, reduced %, ZF %), Table I (Nt = 64, their GP
 }
 
 
-def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, seed=0):
+def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, max_delay=None, seed=0):
     """Paper Table I: training time of the original / reduced-dimension / ZF-loss forms vs ``K``."""
     from mimokd.plots import plot_bars
     from mimokd.tables import markdown_table
 
     out_dir = Path(out_dir)
     labels = [HYBRID, REDUCED, ZF_LOSS]
-    settings = [Setting("fdd", antennas, k, snr_db) for k in users]
+    settings = [Setting("fdd", antennas, k, snr_db, max_delay=max_delay) for k in users]
     rows = []
     for setting in settings:
         point = run_point(out_dir, setting, labels, scale, seed)
@@ -442,11 +455,13 @@ ZHANG_EXPERIMENTS = {
 }
 
 
-def run_zhang(name, out_dir, scale, *, users=None, pilots=None, antennas=None, powers_db=None, seed=0):
+def run_zhang(name, out_dir, scale, *, users=None, pilots=None, antennas=None, powers_db=None, max_delay=None,
+              seed=0):
     """Run the Zhang et al. experiment ``name`` at ``scale``; ``None`` arguments keep the experiment's default.
 
     ``users``: the swept ``K`` (``K = Nt`` for fig2 / fig4); ``pilots``: fig5(b)'s ``L``; ``antennas``:
-    a one-element list, ``Nt`` of fig5 / table1; ``powers_db``: one SNR in dB (each runs at one power).
+    a one-element list, ``Nt`` of fig5 / table1; ``powers_db``: one SNR in dB (each runs at one power);
+    ``max_delay``: the FDD path-delay range in seconds (fig5 / table1).
     """
     function, _ = ZHANG_EXPERIMENTS[name]
     kwargs = {"seed": seed}
@@ -458,6 +473,10 @@ def run_zhang(name, out_dir, scale, *, users=None, pilots=None, antennas=None, p
         if len(antennas) != 1:
             raise ValueError(f"{name} runs at one Nt; give one --antennas value. Received: {antennas}")
         kwargs["antennas"] = int(antennas[0])
+    if max_delay is not None:
+        if name not in ("zhang-fig5", "zhang-table1"):
+            raise ValueError(f"--max-delay applies to the FDD experiments (zhang-fig5, zhang-table1), not {name}.")
+        kwargs["max_delay"] = float(max_delay)
     if powers_db:
         if len(powers_db) != 1:
             raise ValueError(f"{name} runs at one power; give one --powers value. Received: {powers_db}")

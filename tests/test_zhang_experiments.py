@@ -38,7 +38,7 @@ def test_tiny_fig4_writes_every_scheme_the_nmse_and_resumes(tmp_path):
     for png in ("sum_rate.png", "channel_nmse.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     point = tmp_path / Setting("tdd", 2, 2, 20.0).tag
-    assert sorted(p.name for p in point.iterdir()) == sorted(zhang._tag(s) for s in by if s != WMMSE)
+    assert sorted(p.name for p in point.iterdir()) == sorted(zhang.run_tag(s) for s in by if s != WMMSE)
     again = run_zhang("zhang-fig4", tmp_path, TINY, users=(2,))  # finished runs are reused, not retrained
     assert [r.get("train_s") for r in again] == [r.get("train_s") for r in rows]
 
@@ -55,7 +55,7 @@ def test_tiny_table1_times_the_three_recoveries(tmp_path):
     assert row["K"] == 2 and row["T0_s"] > 0 and row["reduced_pct"] > 0 and row["zf_pct"] > 0
     assert (row["paper_T0_s"], row["paper_reduced_pct"]) == (1570, 67.24)
     point = tmp_path / Setting("fdd", 4, 2, 10.0).tag
-    times = {label: json.loads((point / zhang._tag(label) / "result.json").read_text())["result"]["train_s"]
+    times = {label: json.loads((point / zhang.run_tag(label) / "result.json").read_text())["result"]["train_s"]
              for label in (HYBRID, REDUCED, ZF_LOSS)}
     assert row["reduced_pct"] == pytest.approx(100 * times[REDUCED] / times[HYBRID])
     assert (tmp_path / "train_time.png").read_bytes()[:4] == b"\x89PNG"
@@ -87,4 +87,5 @@ def test_cli_passes_the_scale_and_sweeps_to_run_zhang(tmp_path, monkeypatch):
     (name, out_dir, scale), kwargs = calls[0]
     assert (name, out_dir) == ("zhang-fig5", str(out))
     assert scale == zhang.SMALL.with_overrides(train=128, test=64, epochs=1, batch_size=32, width=0.25)
-    assert kwargs == {"users": [2, 6], "pilots": [4, 8], "antennas": [32], "powers_db": [10.0], "seed": 0}
+    assert kwargs == {"users": [2, 6], "pilots": [4, 8], "antennas": [32], "powers_db": [10.0], "max_delay": None,
+                      "seed": 0}

@@ -209,11 +209,12 @@ def cmd_experiment(args):
     from mimokd.experiments import EXPERIMENTS, get_experiment, run_experiment
     from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
     from mimokd.experiments.zhang import ZHANG_EXPERIMENTS, run_zhang
+    from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS, run_multicell
 
     if args.name == "list":
         for name, exp in EXPERIMENTS.items():
             print(f"{name:12s} {exp.source}: {exp.title}")
-        for name, (_, title) in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS}.items():
+        for name, (_, title) in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS, **MULTICELL_EXPERIMENTS}.items():
             print(f"{name:12s} {title}")
         return
     if args.name in KONG_EXPERIMENTS:
@@ -224,15 +225,23 @@ def cmd_experiment(args):
         run_kong(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
         print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
         return
-    if args.name in ZHANG_EXPERIMENTS:
-        from mimokd.experiments import zhang
+    if args.name in ZHANG_EXPERIMENTS or args.name in MULTICELL_EXPERIMENTS:
+        from mimokd.experiments import zhang, zhang_multicell
 
-        scale = (zhang.PAPER if args.scale == "paper" else zhang.SMALL).with_overrides(
+        module = zhang if args.name in ZHANG_EXPERIMENTS else zhang_multicell
+        scale = (module.PAPER if args.scale == "paper" else module.SMALL).with_overrides(
             train=args.train_samples, test=args.test_samples, epochs=args.epochs, batch_size=args.batch_size,
             width=args.width,
         )
-        run_zhang(args.name, args.out or f"runs/{args.name}", scale, users=args.users, pilots=args.pilots,
-                  antennas=args.antennas, powers_db=args.powers, seed=args.seed)
+        out = args.out or f"runs/{args.name}"
+        if args.name in ZHANG_EXPERIMENTS:
+            run_zhang(args.name, out, scale, users=args.users, pilots=args.pilots, antennas=args.antennas,
+                      powers_db=args.powers, max_delay=args.max_delay, seed=args.seed)
+        else:
+            if args.users:
+                raise SystemExit(f"--users does not apply to {args.name} (one user per cell)")
+            run_multicell(args.name, out, scale, antennas=args.antennas, pilots=args.pilots, powers_db=args.powers,
+                          max_delay=args.max_delay, seed=args.seed)
         print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
         return
     experiment = get_experiment(args.name)
@@ -550,12 +559,15 @@ def build_parser():
     p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
     p.add_argument("--width", type=float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
     p.add_argument("--powers", type=float, nargs="+", default=None,
-                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for the multicell figures)")
+                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for fig6-8), "
+                   "zhang-fig7: the test powers in dBm")
     # Zhang et al. (zhang-*): the swept users, pilots and antennas
     p.add_argument("--users", type=int, nargs="+", default=None, help="zhang-*: the swept K (K = Nt in fig2 / fig4)")
     p.add_argument("--pilots", type=int, nargs="+", default=None, help="zhang-fig5 / fig6: the swept pilot lengths L")
     p.add_argument("--antennas", type=int, nargs="+", default=None,
-                   help="zhang-fig5 / table1: Nt (one value); zhang-fig6: the swept Nt")
+                   help="zhang-fig5 / table1 / fig7 / fig8: Nt (one value); zhang-fig6: the swept Nt")
+    p.add_argument("--max-delay", type=float, default=None,
+                   help="zhang-fig5 / fig6-8 / table1: the FDD path-delay range in seconds (default: 1e-4)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser(
