@@ -34,8 +34,9 @@ on it, without labels. The model-driven network uses the paper's weights ``alpha
 alpha_R = 0.001``. The CSI-Net / Power-Net sizes are the paper's per scenario (Sec. VII-A: four FC
 layers of ``4 K Nt``; Sec. VII-B: three of ``2 Nt K``, and the 1-D CNN Power-Net), times ``width``.
 
-Each training run lives in ``<out>/<point>/<scheme>/`` with ``result.json`` and ``model.keras``; a
-finished run with the same scale, seed and setting is reused, so an interrupted experiment resumes.
+Each training run is a run directory ``<out>/<point>/<scheme>/`` (:func:`fit_in_run_dir`: ``log.csv``,
+``final.keras``, ``best.keras``; an interrupted run resumes from its last finished epoch) plus
+``result.json``; a finished run with the same scale, seed and setting is reused.
 Writes ``results.json``, ``results.md`` and PNGs to the output folder.
 
 Scale (:class:`ZhangScale`): ``small`` (3,000 training and 500 test samples, 10 epochs, batch 128,
@@ -45,7 +46,6 @@ the paper's widths: minutes per point on 2 CPU cores) and ``paper`` (Sec. VII: 1
 
 import json
 import re
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -164,22 +164,39 @@ def network_sizes(setting, width):
     return {"csi_hidden": fc, "power_hidden": fc, "power_variant": "fc", "bf_hidden": fc}
 
 
-def epoch_timer():
-    """A Keras callback recording the wall time of each epoch in ``.seconds``."""
-    import keras
+VALIDATION_FRACTION = 0.1
 
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
+def fit_in_run_dir(model, x, y, run_dir, scale, seed, record):
+    """Fit a compiled ``model`` in the resumable run directory ``run_dir`` (:func:`mimokd.train.runs.fit_run`).
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
+    The last :data:`VALIDATION_FRACTION` of the samples validate (``val_*`` in ``log.csv``, and
+    ``best.keras`` at the lowest ``val_loss``); the rest train, reshuffled every epoch from ``seed``,
+    in batches of ``scale.batch_size``, for ``scale.epochs`` epochs. An interrupted run resumes from its
+    last finished epoch. ``y``: an array or a dict of arrays.
 
-    return EpochTimer()
+    Returns:
+        dict: ``train_s`` (the epochs' wall time, summed over resumed parts), ``epoch_s`` (per epoch),
+        ``final_loss``, ``final_val_loss``.
+    """
+    import tensorflow as tf
+
+    from mimokd.train.runs import fit_run, read_log
+
+    n = len(x)
+    n_val = max(1, int(round(VALIDATION_FRACTION * n)))
+
+    def batches(part, shuffle):
+        data = tf.data.Dataset.from_tensor_slices((x[part], tf.nest.map_structure(lambda a: a[part], y)))
+        if shuffle:
+            data = data.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return data.batch(scale.batch_size)
+
+    fit_run(model, batches(slice(0, n - n_val), True), batches(slice(n - n_val, n), False), out_dir=run_dir,
+            epochs=scale.epochs, record=record, monitor="val_loss", verbose=0)
+    log = read_log(Path(run_dir) / "log.csv")
+    return {"train_s": float(sum(log["seconds"])), "epoch_s": log["seconds"], "final_loss": log["loss"][-1],
+            "final_val_loss": log["val_loss"][-1]}
 
 
 def _stamp(setting, scale, seed):
@@ -232,40 +249,31 @@ def train_scheme(run_dir, label, setting, scale, seed, data, learned_csi_net=Non
 
     Returns:
         ``(result, model)``: ``result`` a dict with ``sum_rate``, ``wmmse_sum_rate``, ``fraction``,
-        ``channel_nmse`` (``None`` for the BF network), ``train_s``, ``epoch_s`` (per epoch),
-        ``final_loss``, ``epochs``; ``model`` the trained Keras model (loaded from
-        ``model.keras`` when reused).
+        ``channel_nmse`` (``None`` for the BF network), the entries of :func:`fit_in_run_dir` and
+        ``epochs``; ``model`` the trained Keras model (``final.keras`` of the run directory).
     """
     import keras
 
-    from mimokd.fileio import atomic_path, write_json
+    from mimokd.fileio import write_json
     from mimokd.train.hybrid import evaluate, fit_arrays
 
     run_dir = Path(run_dir)
     stored = _finished(run_dir, setting, scale, seed)
     if stored is not None:
-        return stored, keras.models.load_model(run_dir / "model.keras")
+        return stored, keras.models.load_model(run_dir / "final.keras")
     train, test = data()
     keras.utils.set_random_seed(seed)
     model = _build(label, setting, scale, learned_csi_net)
     x, y = fit_arrays(train)
     if SCHEMES[label][0] == "learned_bf":
         y = y["downlink"]
-    timer = epoch_timer()
-    start = time.perf_counter()
-    history = model.fit(x, y, epochs=scale.epochs, batch_size=scale.batch_size, callbacks=[timer], verbose=0)
-    seconds = time.perf_counter() - start
+    fitted = fit_in_run_dir(model, x, y, run_dir, scale, seed, _stamp(setting, scale, seed))
     result = {
         **evaluate(model, test),
         "channel_nmse": None if SCHEMES[label][0] == "learned_bf" else channel_nmse(model.csi_net, test),
-        "train_s": seconds,
-        "epoch_s": timer.seconds,
-        "final_loss": float(history.history["loss"][-1]),
+        **fitted,
         "epochs": scale.epochs,
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / "model.keras") as tmp:
-        model.save(tmp)
     write_json(run_dir / "result.json", {"stamp": _stamp(setting, scale, seed), "result": result})
     return result, model
 

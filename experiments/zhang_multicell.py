@@ -29,21 +29,21 @@ The paper's "learned channel + BF" benchmark is not run here (the single-cell ex
 - **zhang-fig8** (Fig. 8): the same model tested with Doppler, maximum 10-150 Hz, the downlink used
   1 ms after the uplink was measured (Jakes' correlation, not compensated).
 
-Each trained model lives in ``<out>/<point>/<scheme>/`` (``result.json`` with its stamp, ``model.keras``)
-and is reused; the references in ``<out>/<point>/reference.json``. Writes ``results.json``,
-``results.md`` and PNGs. Scale: :class:`~mimokd.experiments.zhang.ZhangScale` (``train`` / ``test``
-in network snapshots; each gives ``N_c`` training views); ``width`` multiplies the paper's CSI-Net
-width ``2 Nt N_c^2`` (small: a quarter).
+Each trained model is a resumable run directory ``<out>/<point>/<scheme>/`` (``log.csv``,
+``final.keras``, ``best.keras``, and ``result.json`` with its stamp once tested) and is reused; the
+references are in ``<out>/<point>/reference.json``. Writes ``results.json``, ``results.md`` and PNGs.
+Scale: :class:`~mimokd.experiments.zhang.ZhangScale` (``train`` / ``test`` in network snapshots; each
+gives ``N_c`` training views); ``width`` multiplies the paper's CSI-Net width ``2 Nt N_c^2`` (small:
+a quarter).
 """
 
 import json
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from mimokd.experiments.zhang import ZhangScale, epoch_timer, run_tag
+from mimokd.experiments.zhang import ZhangScale, fit_in_run_dir, run_tag
 
 SLNR_LOSS = "model-driven, SLNR loss (eq. 35-36)"
 ZF_LOSS = "model-driven, ZF loss"
@@ -198,18 +198,19 @@ def train_scheme(run_dir, label, setting, scale, seed, data):
     """Train ``label`` at ``setting`` (or load a finished run); returns ``(result, model)``.
 
     ``data``: a zero-argument callable -> ``(train, test)``. ``result``: ``sum_rate`` (test), ``channel_nmse``,
-    ``channel_scale`` (the training set's ``s``, for later tests), ``train_s``, ``epoch_s``, ``final_loss``.
+    ``channel_scale`` (the training set's ``s``, for later tests) and the entries of
+    :func:`~mimokd.experiments.zhang.fit_in_run_dir`. The model is the run directory's ``final.keras``.
     """
     import keras
 
-    from mimokd.fileio import atomic_path, write_json
+    from mimokd.fileio import write_json
     from mimokd.train.multicell import MulticellBeamformer
 
     run_dir = Path(run_dir)
     stamp = _stamp(setting, scale, seed)
     stored = _stored(run_dir / "result.json", stamp)
     if stored is not None:
-        return stored, keras.models.load_model(run_dir / "model.keras")
+        return stored, keras.models.load_model(run_dir / "final.keras")
     train, test = data()
     recovery, alpha_h, alpha_r = SCHEMES[label]
     nc = setting.num_cells
@@ -218,18 +219,10 @@ def train_scheme(run_dir, label, setting, scale, seed, data):
     model = MulticellBeamformer(setting.Nt, nc, 1, train["power_scaled"], 1.0, alpha_h=alpha_h, alpha_r=alpha_r,
                                 recovery=recovery, csi_hidden=(width,) * 3)
     model.compile(optimizer=keras.optimizers.Adam(scale.learning_rate))
-    timer = epoch_timer()
-    start = time.perf_counter()
-    history = model.fit(train["uplink"], train["downlink"], epochs=scale.epochs, batch_size=scale.batch_size,
-                        callbacks=[timer], verbose=0)
-    seconds = time.perf_counter() - start
+    fitted = fit_in_run_dir(model, train["uplink"], train["downlink"], run_dir, scale, seed, stamp)
     s = train["channel_scale"]
     result = {"sum_rate": scheme_rates(label, model, test, s), "channel_nmse": channel_nmse(model, test, s),
-              "channel_scale": s, "train_s": seconds, "epoch_s": timer.seconds,
-              "final_loss": float(history.history["loss"][-1]), "epochs": scale.epochs}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / "model.keras") as tmp:
-        model.save(tmp)
+              "channel_scale": s, **fitted, "epochs": scale.epochs}
     write_json(run_dir / "result.json", {"stamp": stamp, "result": result})
     return result, model
 

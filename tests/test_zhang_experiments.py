@@ -39,6 +39,12 @@ def test_tiny_fig4_writes_every_scheme_the_nmse_and_resumes(tmp_path):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     point = tmp_path / Setting("tdd", 2, 2, 20.0).tag
     assert sorted(p.name for p in point.iterdir()) == sorted(zhang.run_tag(s) for s in by if s != WMMSE)
+    from mimokd.train.runs import read_log
+
+    run = point / zhang.run_tag(HYBRID)  # a resumable run directory (train/runs.py)
+    assert (run / "final.keras").exists() and (run / "best.keras").exists()
+    log = read_log(run / "log.csv")
+    assert len(log["loss"]) == TINY.epochs and by[HYBRID]["epoch_s"] == log["seconds"]
     again = run_zhang("zhang-fig4", tmp_path, TINY, users=(2,))  # finished runs are reused, not retrained
     assert [r.get("train_s") for r in again] == [r.get("train_s") for r in rows]
 
