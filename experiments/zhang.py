@@ -338,6 +338,8 @@ def sweep(out_dir, settings, values, labels, scale, seed, *, xlabel, title, nmse
     rows = [{"scheme": label, "x": v, **asdict(s), **p[label]} for s, v, p in zip(settings, values, points)
             for label in shown]
     plot_sweep(values, series, out_dir / "sum_rate.png", xlabel, "sum rate (bits/s/Hz)")
+    plot_sweep(values, {label: [r / w for r, w in zip(series[label], series[WMMSE])] for label in labels},
+               out_dir / "fraction_of_wmmse.png", xlabel, "fraction of WMMSE's sum rate")
     cols = [("scheme", "scheme")] + [(str(v), f"{xlabel.split(' (')[0]} = {v}") for v in values]
 
     def table(get):

@@ -262,6 +262,9 @@ def _report(out_dir, title, xlabel, values, series, scale, seed, notes=(), rows_
 
     out_dir = Path(out_dir)
     plot_sweep(values, series, out_dir / "sum_rate.png", xlabel, "sum rate of all users (bits/s/Hz)")
+    plot_sweep(values, {k: [None if r is None else r / w for r, w in zip(series[k], series[WMMSE])]
+                                for k in series if k != WMMSE},
+               out_dir / "fraction_of_wmmse.png", xlabel, "fraction of WMMSE's sum rate")
     cols = [("scheme", "scheme")] + [(str(v), f"{xlabel} = {v}") for v in values]
 
     def table(fn):

@@ -35,7 +35,7 @@ def test_tiny_fig4_writes_every_scheme_the_nmse_and_resumes(tmp_path):
     assert h["gain_over_baseline"] == pytest.approx(by[HYBRID]["sum_rate"] / by[LEARNED_ZF]["sum_rate"] - 1)
     text = (tmp_path / "results.md").read_text()
     assert all(f"| {label} |" in text for label in by) and "Headline at K = Nt = 2" in text
-    for png in ("sum_rate.png", "channel_nmse.png"):
+    for png in ("sum_rate.png", "fraction_of_wmmse.png", "channel_nmse.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     point = tmp_path / Setting("tdd", 2, 2, 20.0).tag
     assert sorted(p.name for p in point.iterdir()) == sorted(zhang.run_tag(s) for s in by if s != WMMSE)
