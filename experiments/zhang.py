@@ -256,6 +256,7 @@ def train_scheme(run_dir, label, setting, scale, seed, data, learned_csi_net=Non
     """
     import keras
 
+    import mimokd.train.learned_channel  # noqa: F401  registers LearnedChannelBeamformer for load_model
     from mimokd.fileio import write_json
     from mimokd.train.hybrid import evaluate, fit_arrays
 

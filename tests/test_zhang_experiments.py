@@ -1,6 +1,9 @@
 """Zhang et al.'s single-cell experiments at a tiny scale: tables, plots, headline, resume, CLI."""
 
 import json
+import subprocess
+import sys
+from dataclasses import asdict
 
 import pytest
 
@@ -45,8 +48,12 @@ def test_tiny_fig4_writes_every_scheme_the_nmse_and_resumes(tmp_path):
     assert (run / "final.keras").exists() and (run / "best.keras").exists()
     log = read_log(run / "log.csv")
     assert len(log["loss"]) == TINY.epochs and by[HYBRID]["epoch_s"] == log["seconds"]
-    again = run_zhang("zhang-fig4", tmp_path, TINY, users=(2,))  # finished runs are reused, not retrained
-    assert [r.get("train_s") for r in again] == [r.get("train_s") for r in rows]
+    # finished runs are reused, not retrained, also by a fresh process (the models load from final.keras)
+    script = ("import json, sys; from mimokd.experiments.zhang import ZhangScale, run_zhang; "
+              f"rows = run_zhang('zhang-fig4', sys.argv[1], ZhangScale(**{asdict(TINY)!r}), users=(2,)); "
+              "print(json.dumps([r.get('train_s') for r in rows]))")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [r.get("train_s") for r in rows]
 
 
 def test_tiny_fig2_uses_the_squared_relation(tmp_path):
