@@ -1,7 +1,6 @@
 """Multicell (IBC) WMMSE of mimokd.classical.multicell_wmmse: single-cell equivalence, per-BS power,
 monotonicity, brute force on the 2-user SISO interference channel, stationarity, argument checks."""
 
-import time
 
 import numpy as np
 import pytest
@@ -226,16 +225,3 @@ def test_bad_arguments():
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="`h`"):
         multicell_wmmse(bad, 1.0, 1.0, 2)
-
-
-def test_throughput_printout(capsys):
-    """Not a benchmark assertion: prints channels/s for 7 cells, 1 user each (small batch here)."""
-    b, Nt = 50, 64
-    h = _channels(10, b, 7, 1, Nt)
-    t = time.perf_counter()
-    W, it = multicell_wmmse(h, 1.0, 1.0, 1)  # P * Nt = 18 dB array SNR per own link
-    dt = time.perf_counter() - t
-    with capsys.disabled():
-        print(f"\nmulticell_wmmse 7 cells x 1 user, Nt={Nt}, batch {b}: {b / dt:.0f} channels/s, "
-              f"mean iterations {it.mean():.1f}")
-    assert np.all(_bs_power(W) <= 1.0 + 1e-9)
