@@ -308,6 +308,30 @@ def save_cost2100(path, csi, hf=None, *, key="HT", hf_key="HF_all"):
             raise ValueError(f"`key` and `hf_key` must differ. Received: key={key!r}, hf_key={hf_key!r}")
         variables[hf_key] = _check_hf(hf, array.shape[0])
 
+    return _savemat(path, variables)
+
+
+def save_hf(path, hf, *, key="HF_all"):
+    """Writes frequency-domain CSI alone, as the public ``DATA_HtestF{in,out}_all.mat`` files, atomically.
+
+    Args:
+        path: the ``.mat`` file to write.
+        hf: complex ``[N, 32, 125]`` or ``(N, 4000)``; stored as ``key``, complex64 ``(N, 4000)``.
+        key: the variable name.
+
+    Returns:
+        ``pathlib.Path`` of the written file.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mat":
+        raise ValueError(f"The COST2100 file name must end in .mat. Received: path={str(path)!r}")
+    hf = np.asarray(hf)
+    if hf.ndim < 1:
+        raise ValueError(f"`hf` must be an array [N, 32, 125] or (N, 4000). Received: hf.shape={hf.shape}")
+    return _savemat(path, {key: _check_hf(hf, hf.shape[0])})
+
+
+def _savemat(path, variables):
     with atomic_path(path) as temporary, open(temporary, "wb") as f:
         scipy.io.savemat(f, variables, format="5")
     return path

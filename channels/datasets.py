@@ -28,9 +28,8 @@ import numpy as np
 from mimokd.channels.builtin import generate_csi
 from mimokd.channels.cost2100 import COST2100_SPLITS, COST2100_SCENARIOS, find_cost2100, load_cost2100
 from mimokd.channels.layout import check_csi
-
-#: The splits that :func:`load_csi` knows, with the key that derives each split's seed.
-SPLITS = {"train": 0, "val": 1, "test": 2}
+from mimokd.channels.shards import MANIFEST, load_shards, read_manifest
+from mimokd.rng import SPLITS, split_seed
 
 _SOURCES = {}
 
@@ -60,13 +59,6 @@ def register_source(name, fn, *, overwrite=False):
 def list_sources():
     """The names of the registered sources, sorted."""
     return sorted(_SOURCES)
-
-
-def split_seed(seed, split):
-    """The seed of a split of a generated source: a 63-bit integer derived from ``(seed, split)``."""
-    _check_split(split)
-    sequence = np.random.SeedSequence(seed, spawn_key=(SPLITS[split],))
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _check_split(split):
@@ -102,8 +94,10 @@ def load_csi(source, *, split="train", num_samples=None, seed=0, scenario=None, 
 
     Args:
         source: a registered name (see :func:`list_sources`), a path to a ``.mat`` file with key
-            ``HT`` (``split`` and ``seed`` are then unused), or a folder holding the public
-            COST2100 files (``scenario`` is then required; ``split`` picks the file).
+            ``HT`` (``split`` and ``seed`` are then unused), a folder holding the public
+            COST2100 files (``scenario`` is then required; ``split`` picks the file), or a folder
+            written by ``mimokd data generate`` (:mod:`mimokd.channels.shards`; ``split`` picks
+            its shards or file).
         split: ``"train"``, ``"val"`` or ``"test"``.
         num_samples: the number of samples; ``None`` = the source's default (for files, all of them;
             otherwise files give their first ``num_samples``).
@@ -152,6 +146,8 @@ def load_csi(source, *, split="train", num_samples=None, seed=0, scenario=None, 
         return csi
 
     path = Path(source)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return _load_generated(path, split, num_samples)
     if path.is_dir():
         if scenario not in COST2100_SCENARIOS:
             raise ValueError(
@@ -172,6 +168,16 @@ def load_csi(source, *, split="train", num_samples=None, seed=0, scenario=None, 
         f"Unknown CSI source; expected one of {list_sources()}, a .mat file or a folder of COST2100 "
         f"files. Received: source={source!r}"
     )
+
+
+def _load_generated(path, split, num_samples):
+    """A folder of ``mimokd data generate``: its shards, or its ``.mat`` files."""
+    manifest = read_manifest(path)
+    if manifest["format"] == "npz":
+        return load_shards(path, split, num_samples)
+    scenario = {"in": "indoor", "out": "outdoor"}[manifest["recipe"]["suffix"]]
+    file = find_cost2100(path, split, scenario)
+    return _first(load_cost2100(file), num_samples, str(file))
 
 
 def make_dataset(csi, *, batch_size, shuffle=False, seed=0, targets=None, drop_remainder=False):

@@ -11,13 +11,13 @@ The batch size given to the trainers is the global batch, split across replicas.
 
 import os
 
-import tensorflow as tf
-
 STRATEGIES = ("default", "cpu", "mirrored", "multiworker")
 
 
 def make_strategy(name="default"):
     """Return the ``tf.distribute.Strategy`` named ``name`` (one of ``STRATEGIES``)."""
+    import tensorflow as tf  # here, so that mimokd.train loads under the JAX and torch backends too
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "cpu":

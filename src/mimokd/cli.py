@@ -3,6 +3,8 @@
     mimokd pipeline                      # the main job on built-in data: generate, train, evaluate
     mimokd models                        # the zoo with UE parameters, multiplications and FLOPs
     mimokd generate --data builtin-indoor --out data/   # COST2100-format .mat files
+    mimokd data generate cost2100-indoor --samples 100000 --out data/indoor   # COST 2100 model, sharded
+    mimokd data stats data/indoor        # channel statistics vs the Octave reference, power maps
     mimokd train --model crnet --cr 4 --data builtin-indoor --epochs 20 --out runs/crnet4
     mimokd evaluate --checkpoint runs/crnet4/best.keras --data builtin-indoor
     mimokd distill --method codeword-mimic --teacher runs/crnet4/best.keras --student bcrnet
@@ -110,6 +112,57 @@ def cmd_generate(args):
         path = Path(args.out) / cost2100_filename(split, scenario)
         save_cost2100(path, _load(args, split))
         print(f"wrote {path}")
+
+
+def cmd_data_list(args):
+    from mimokd.channels.recipes import RECIPES
+    from mimokd.tables import markdown_table
+
+    rows = [{"scenario": r.name, "model": r.model, "files": r.suffix or "-", "description": r.description}
+            for r in RECIPES.values()]
+    print(markdown_table(rows, [(c, c) for c in ("scenario", "model", "files", "description")]), end="")
+
+
+def cmd_data_generate(args):
+    from mimokd.channels.shards import write_dataset
+
+    shard_ids = None if args.shard_ids is None else [int(k) for k in args.shard_ids]
+    written = write_dataset(args.scenario, args.out, samples=args.samples, split=args.split, seed=args.seed,
+                            shards=args.shards, shard_ids=shard_ids, workers=args.workers, format=args.format,
+                            bandwidth=args.bandwidth, timing=args.timing, scaling=_scaling(args.scaling),
+                            steering_sign=args.steering_sign)
+    print(f"wrote {len(written)} file(s) to {args.out}" + ("" if written else " (all present, skipped)"))
+
+
+def _scaling(text):
+    if text is None or text == "peak":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--scaling must be 'peak' or a positive number. Received: {text!r}") from None
+
+
+def cmd_data_stats(args):
+    from mimokd.channels.dataset_stats import channel_statistics, csi_power_map
+    from mimokd.channels.recipes import get_recipe
+    from mimokd.channels.shards import read_manifest
+    from mimokd.plots import plot_maps
+    from mimokd.tables import markdown_table
+
+    manifest = read_manifest(args.dir)
+    maps = {f"stored CSI ({args.split})": csi_power_map(args.dir, args.split)}
+    if get_recipe(manifest["recipe"]["name"]).model == "cost2100":
+        rows, port_map, reference_map = channel_statistics(args.dir, drops=args.drops)
+        print(f"{manifest['recipe']['name']}: {args.drops} drops of the port vs the Octave reference fixture, "
+              "two-sample KS, Bonferroni alpha = 0.01")
+        print(markdown_table(rows, [("statistic", "statistic"), ("reference", "reference median"),
+                                   ("port", "port median"), ("p_value", "KS p-value"), ("pass", "pass")]), end="")
+        maps[f"port, {args.drops} drops"] = port_map
+        maps["Octave reference"] = reference_map
+    path = Path(args.png or Path(args.dir) / "power_maps.png")
+    plot_maps(maps, path)
+    print(f"wrote {path}")
 
 
 def cmd_train(args):
@@ -469,6 +522,37 @@ def build_parser():
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("data", help="channel datasets: list, generate (COST 2100, 3GPP 38.901), stats")
+    actions = p.add_subparsers(dest="action", required=True, metavar="action")
+    a = actions.add_parser("list", help="the dataset scenarios (recipes) that `data generate` knows")
+    a.set_defaults(func=cmd_data_list)
+    a = actions.add_parser(
+        "generate", help="generate a split of a scenario as .npz shards or COST2100 .mat files",
+        description="Generate one split of a scenario with the built-in channel models (COST 2100 port, "
+        "3GPP TR 38.901) into --out: sharded .npz (streamable with tf.data) or the public COST2100 .mat layout. "
+        "Writes are atomic; existing shards with the same settings are skipped; shards made on other machines "
+        "(--shard-ids) with the same seed form the same dataset.")
+    a.add_argument("scenario", help="a name from `mimokd data list`, e.g. cost2100-indoor")
+    a.add_argument("--samples", type=int, required=True, help="samples of the split")
+    a.add_argument("--out", required=True, help="the dataset folder")
+    a.add_argument("--split", default="train", choices=SPLITS, help="(default: train)")
+    a.add_argument("--seed", type=int, default=0, help="dataset seed; each split derives its own (default: 0)")
+    a.add_argument("--shards", type=int, default=None, help="number of .npz shards (default: one per 10,000)")
+    a.add_argument("--shard-ids", nargs="+", default=None, metavar="K", help="write only these shards")
+    a.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    a.add_argument("--format", default="npz", choices=("npz", "mat"), help="(default: npz)")
+    a.add_argument("--bandwidth", type=float, default=None, help="[Hz] (default: the recipe's, 20 MHz for COST 2100)")
+    a.add_argument("--timing", default=None, choices=("first-path", "absolute"), help="delay origin (COST 2100)")
+    a.add_argument("--scaling", default=None, help="'peak' (per sample, default) or a global scale factor")
+    a.add_argument("--steering-sign", type=int, default=None, choices=(1, -1), help="BS array sign (COST 2100)")
+    a.set_defaults(func=cmd_data_generate)
+    a = actions.add_parser("stats", help="channel statistics of a dataset vs the Octave reference, and power maps")
+    a.add_argument("dir", help="a folder written by `mimokd data generate`")
+    a.add_argument("--split", default="train", choices=SPLITS, help="the split of the stored-CSI map")
+    a.add_argument("--drops", type=int, default=600, help="drops drawn again for the statistics (default: 600)")
+    a.add_argument("--png", default=None, help="the PNG of the maps (default: DIR/power_maps.png)")
+    a.set_defaults(func=cmd_data_stats)
 
     p = sub.add_parser("train", help="train one zoo autoencoder (vanilla MSE, warm-up cosine LR)")
     p.add_argument("--model", required=True, help="a name from `mimokd models`, e.g. crnet")

@@ -18,14 +18,15 @@ from pathlib import Path
 def atomic_path(path):
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
 
-    The temporary name keeps ``path``'s suffix (Keras picks the format from it). Missing parent
+    The temporary name keeps ``path``'s suffixes (Keras picks the format from them). Missing parent
     folders are created. Before the move the data is flushed to disk and the file gets the
     permissions a plain ``open`` would give it. On an exception the temporary file is removed and
     ``path`` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    suffix = "".join(path.suffixes)  # all of them: Keras wants ".weights.h5", not ".h5"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:len(path.name) - len(suffix)]}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -96,3 +96,28 @@ def plot_bars(groups, series, path, ylabel, logy=False):
     if logy:
         ax.set_yscale("log")
     _finish(fig, ax, path, "", ylabel)
+
+
+def plot_maps(maps, path, *, xlabel="delay tap", ylabel="angle bin", log_floor=1e-5):
+    """Side-by-side heat maps of several 2-D power maps (log10 colour scale, shared range); save a PNG.
+
+    Args:
+        maps: ``{title: float [rows, columns]}``, non-negative.
+        path: the PNG to write (atomically).
+        log_floor: values below it are drawn at it.
+    """
+    import numpy as np
+
+    logs = {title: np.log10(np.maximum(np.asarray(m, dtype=np.float64), log_floor)) for title, m in maps.items()}
+    low, high = min(v.min() for v in logs.values()), max(v.max() for v in logs.values())
+    fig, axes = plt.subplots(1, len(logs), figsize=(3.4 * len(logs) + 1.2, 3.4), dpi=120, squeeze=False,
+                             sharey=True)
+    for ax, (title, values) in zip(axes[0], logs.items()):
+        image = ax.imshow(values, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="viridis")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+    axes[0][0].set_ylabel(ylabel)
+    fig.colorbar(image, ax=list(axes[0]), label="log10 power share")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

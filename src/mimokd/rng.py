@@ -2,7 +2,8 @@
 
 A seeded function accepts a ``numpy.random.Generator`` or an int seed (:func:`as_generator`), and
 every CN(0, 1) draw takes all real parts first, then all imaginary parts (:func:`complex_normal`),
-so a documented seed gives the same channels on any machine.
+so a documented seed gives the same channels on any machine. The train, val and test splits of a
+generated dataset draw from seeds derived from ``(seed, split)`` (:func:`split_seed`).
 """
 
 import numbers
@@ -33,3 +34,19 @@ def complex_normal(rng, shape, dtype=np.complex128):
     real = rng.standard_normal(shape)
     imag = rng.standard_normal(shape)
     return ((real + 1j * imag) / np.sqrt(2.0)).astype(dtype, copy=False)
+
+
+#: The dataset splits, with the key that derives each split's seed.
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def split_seed(seed, split):
+    """The seed of a split of a generated dataset: a 63-bit integer derived from ``(seed, split)``.
+
+    ``numpy.random.SeedSequence(seed, spawn_key=(k,))`` with ``k`` the split's key in :data:`SPLITS`,
+    so train, val and test never share a draw.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split; expected one of {list(SPLITS)}. Received: split={split!r}")
+    sequence = np.random.SeedSequence(seed, spawn_key=(SPLITS[split],))
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
