@@ -4,8 +4,10 @@ A *drop* is one static link: one environment, one UE position, one time sample, 
 level of its multipath components (MPCs): for every MPC its delay, BS-side azimuth (AoD), complex
 amplitude and a label (LOS / far single / far twin / BS local / UE local cluster). The reference
 drops come from the public MATLAB implementation run under GNU Octave by our driver
-``tools/cost2100_reference/generate_reference.m`` (see the README there); the port produces the
-same MPC lists, and both go through :func:`drop_statistics` -> :func:`compare`.
+``tools/cost2100_reference/generate_reference.m`` (see the README there); the numpy port
+(:mod:`mimokd.channels.cost2100_model`) produces the same MPC lists, converted by
+:func:`drops_from_model`, and both go through :func:`statistics` -> :func:`compare` and
+:func:`power_maps` -> :func:`compare_maps` (against the fixture's :func:`reference_map_moments`).
 
 Array model (the defaults follow the reference's own array helpers):
 
@@ -50,6 +52,12 @@ zero amplitude (e.g. an invisible LOS) are ignored:
   bins, normalised to sum 1.
 * ``angle_profile`` ``(Nt,)``: power per angle bin of the truncated matrix, summed over the kept
   taps, normalised to sum 1 (bin order of ``numpy.fft.fft``).
+
+Mean angular-delay power map (:func:`mean_power_map`): the mean over drops of the truncated
+``Nt x n_delay`` energy ``|AD|^2``, each drop normalised to sum 1 (its marginals are the mean
+profiles). :func:`compare_maps` reports the correlation and relative Frobenius error of two mean maps
+and the *noise ratio* ``||a - b||_F^2 / sum(var_a / n_a + var_b / n_b)``, about 1 when both samples
+come from one distribution whatever their sizes.
 
 Comparison (:func:`compare`), tolerance policy:
 
@@ -111,6 +119,13 @@ REFERENCE_SCENARIOS = {
     "IndoorHall_5GHz": 5.3e9,
     "SemiUrban_300MHz_LOS": 300e6,
     "SemiUrban_300MHz_NLOS": 300e6,
+}
+
+#: Scenario names of the numpy port (:mod:`mimokd.channels.cost2100_model`) -> reference scenario names.
+MODEL_TO_REFERENCE = {
+    "indoor_hall_5ghz": "IndoorHall_5GHz",
+    "semi_urban_300mhz_los": "SemiUrban_300MHz_LOS",
+    "semi_urban_300mhz_nlos": "SemiUrban_300MHz_NLOS",
 }
 
 #: Default array / OFDM settings of the statistics (those of the reference fixture).
@@ -225,11 +240,35 @@ def frequency_response(drop, carrier, *, n_antennas=32, n_subcarriers=1024, band
     """
     s = steering_matrix(drop.aod, n_antennas, spacing=spacing, steering_sign=steering_sign,
                         angle_function=angle_function)
-    f = subcarrier_frequencies(carrier, bandwidth, n_subcarriers, absolute_phase=absolute_phase)
-    # Phase of the (large) absolute frequency times the delay, reduced modulo one turn first.
-    cycles = np.outer(drop.delay, f)
-    phase = np.exp(-2j * np.pi * (cycles - np.round(cycles)))
+    f0 = subcarrier_frequencies(carrier, bandwidth, n_subcarriers, absolute_phase=absolute_phase)[0]
+    phase = delay_phases(drop.delay, f0, bandwidth / n_subcarriers, n_subcarriers)
     return (s * drop.amplitude[None, :]) @ phase
+
+
+def delay_phases(delay, f0, df, n):
+    """``exp(-j 2 pi (f0 + k df) tau_l)`` on a uniform grid of ``n`` frequencies, complex128 ``(L, n)``.
+
+    Computed as the product of ``ceil(sqrt(n))`` coarse and as many fine phases (``k = a * block + b``),
+    each reduced modulo one turn before the exponential (the absolute frequency times the delay is
+    hundreds of turns): ~2 sqrt(n) exponentials per MPC instead of n, exact to rounding.
+
+    Args:
+        delay: float ``(L,)`` delays [s].
+        f0: first frequency [Hz].
+        df: frequency step [Hz].
+        n: number of frequencies.
+    """
+    delay = np.asarray(delay, np.float64).reshape(-1)
+    block = math.isqrt(n - 1) + 1 if n > 1 else 1
+    steps = np.arange(block, dtype=np.float64)
+
+    def turns(freqs):
+        cycles = np.outer(delay, freqs)
+        return np.exp(-2j * np.pi * (cycles - np.round(cycles)))
+
+    coarse = turns(f0 + steps * block * df)
+    fine = turns(steps * df)
+    return (coarse[:, :, None] * fine[:, None, :]).reshape(delay.size, block * block)[:, :n]
 
 
 def angular_delay(h_freq):
@@ -281,6 +320,16 @@ def n_entries_for_energy(matrix, fraction=0.9):
     return int(np.searchsorted(c, fraction - 1e-12) + 1)
 
 
+def _settings(settings):
+    """:data:`DEFAULT_SETTINGS` updated with ``settings`` (a dict); unknown names raise ValueError."""
+    cfg = dict(DEFAULT_SETTINGS)
+    unknown = set(settings) - set(cfg)
+    if unknown:
+        raise ValueError(f"Unknown settings {sorted(unknown)}; expected some of {sorted(cfg)}")
+    cfg.update(settings)
+    return cfg
+
+
 def drop_statistics(drop, carrier, **settings):
     """Statistics of one drop (definitions in the module docstring).
 
@@ -293,11 +342,7 @@ def drop_statistics(drop, carrier, **settings):
         dict: the :data:`SCALAR_STATS` as Python floats/ints, ``delay_profile`` float ``(n_delay,)``,
         ``angle_profile`` float ``(n_antennas,)``.
     """
-    cfg = dict(DEFAULT_SETTINGS)
-    unknown = set(settings) - set(cfg)
-    if unknown:
-        raise ValueError(f"Unknown settings {sorted(unknown)}; expected some of {sorted(cfg)}")
-    cfg.update(settings)
+    cfg = _settings(settings)
     n_delay = cfg.pop("n_delay")
 
     power = np.abs(drop.amplitude) ** 2
@@ -363,6 +408,84 @@ def statistics(drops, carrier, **settings):
     for k in PROFILE_STATS:
         out[k] = np.stack([r[k] for r in rows]).astype(np.float64)
     return out
+
+
+def drop_power_map(drop, carrier, **settings):
+    """Normalised angular-delay power map of one drop.
+
+    ``|AD[:, :n_delay]|^2`` of the drop's angular-delay matrix (:func:`frequency_response`,
+    :func:`angular_delay`), divided by its sum (all zeros when the kept taps hold no energy).
+
+    Returns:
+        float64 ``(n_antennas, n_delay)`` = ``[angle bin, delay tap]``, summing to 1.
+    """
+    cfg = _settings(settings)
+    n_delay = cfg.pop("n_delay")
+    kept = np.abs(angular_delay(frequency_response(drop, carrier, **cfg))[:, :n_delay]) ** 2
+    total = kept.sum()
+    return kept / total if total > 0 else kept
+
+
+def power_maps(drops, carrier, **settings):
+    """:func:`drop_power_map` of every drop, float64 ``(D, n_antennas, n_delay)``."""
+    drops = list(drops)
+    if not drops:
+        raise ValueError("`drops` is empty.")
+    return np.stack([drop_power_map(d, carrier, **settings) for d in drops])
+
+
+def mean_power_map(drops, carrier, **settings):
+    """Mean angular-delay power map: the mean over drops of :func:`drop_power_map`.
+
+    Each drop weighs the same, whatever its path loss. The map's sums over angle bins / delay taps
+    are the means of the ``delay_profile`` / ``angle_profile`` statistics.
+
+    Args:
+        drops: non-empty sequence of :class:`Drop` (e.g. from :func:`drops_from_model`).
+        carrier: carrier frequency [Hz].
+        **settings: overrides of :data:`DEFAULT_SETTINGS`.
+
+    Returns:
+        float64 ``(n_antennas, n_delay)``, summing to 1.
+    """
+    return power_maps(drops, carrier, **settings).mean(axis=0)
+
+
+def compare_maps(maps, reference):
+    """Compares per-drop power maps (e.g. of the port) with a reference's mean map.
+
+    Statistics of the two mean maps ``a`` (of ``maps``) and ``b`` (``reference["mean"]``):
+
+    * ``correlation``: Pearson correlation of their entries;
+    * ``relative_error``: ``||a - b||_F / ||b||_F``;
+    * ``noise_ratio``: ``||a - b||_F^2`` divided by its expectation when both samples come from one
+      distribution, ``sum(var_a / n_a + var_b / n_b)`` over the entries (per-entry variances over
+      drops, ``ddof=1``). About 1 when the maps differ by sampling noise only, whatever the number of
+      drops; the correlation and the relative error depend on it.
+
+    Args:
+        maps: float ``(D, n_antennas, n_delay)`` per-drop maps (:func:`power_maps`), D >= 2.
+        reference: dict with ``mean`` and ``variance`` (``(n_antennas, n_delay)``) and ``drops``
+            (their number of drops), as returned by :func:`reference_map_moments`.
+
+    Returns:
+        dict with ``correlation``, ``relative_error``, ``noise_ratio`` (floats).
+    """
+    maps = np.asarray(maps, np.float64)
+    b = np.asarray(reference["mean"], np.float64)
+    b_var = np.asarray(reference["variance"], np.float64)
+    n_b = int(reference["drops"])
+    if maps.ndim != 3 or maps.shape[0] < 2 or maps.shape[1:] != b.shape or b_var.shape != b.shape or n_b < 2:
+        raise ValueError(f"`maps` must be (D >= 2, *S) and the reference's mean and variance of shape S, from >= 2 "
+                         f"drops. Received: maps {maps.shape}, mean {b.shape}, variance {b_var.shape}, drops {n_b}")
+    a = maps.mean(axis=0)
+    diff = a - b
+    null = np.sum(maps.var(axis=0, ddof=1) / maps.shape[0] + b_var / n_b)
+    return {
+        "correlation": float(np.corrcoef(a.ravel(), b.ravel())[0, 1]),
+        "relative_error": float(np.linalg.norm(diff) / np.linalg.norm(b)),
+        "noise_ratio": float(np.sum(diff * diff) / null),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,6 +559,72 @@ def compare(stats_a, stats_b, *, alpha=0.01, method="ks", keys=None):
 
 
 # --------------------------------------------------------------------------------------------------
+# Drops of the numpy port
+# --------------------------------------------------------------------------------------------------
+def drops_from_model(drops):
+    """The drops of the numpy port as :class:`Drop` objects in the reference driver's conventions.
+
+    Mapping from :class:`mimokd.channels.cost2100_model.Cost2100Drops` (per MPC ``[n, L]``):
+
+    * MPCs: the non-padding entries of each drop (port kind >= 0), in the port's order. The LOS entry
+      is kept when invisible (amplitude 0), as the driver always writes its LOS row; the statistics
+      ignore zero amplitudes, so ``n_mpc`` counts the non-LOS MPCs of non-zero amplitude on both
+      sides (the port's own ``Cost2100Drops.n_mpc`` counts a visible LOS too).
+    * kind: port 0 LOS -> :data:`KIND_LOS`, 2 far single -> :data:`KIND_FAR_SINGLE`, 3 far twin ->
+      :data:`KIND_FAR_TWIN`, 1 local -> :data:`KIND_LOCAL_MS` in the UE local cluster's slot (cluster
+      0 when the scenario has one) and :data:`KIND_LOCAL_BS` in the BS local cluster's slot (the next
+      one): the port orders its clusters UE local, BS local, far.
+    * cluster: -1 LOS, -2 BS local, -3 UE local, far clusters 1, 2, ... in the port's order of active
+      far clusters (the reference numbers them in its list of all clusters of the environment; the
+      statistics only use their distinctness).
+    * delay [s], aod (BS azimuth from +x, counter-clockwise [rad]) and the complex amplitude (path
+      loss and every attenuation included) are the same quantities in the same units on both sides
+      and are copied; elevations and UE-side angles are dropped (the statistics use the BS azimuth
+      only, like the reference's array helpers).
+    * ``n_active`` = ``n_active_clusters``; ``info`` holds ``index`` (global drop index),
+      ``ms_pos`` and ``bs_pos`` (float ``(3,)`` [m]).
+
+    Args:
+        drops: a ``Cost2100Drops`` of ``n`` drops.
+
+    Returns:
+        list of ``n`` :class:`Drop`.
+    """
+    from mimokd.channels import cost2100_model as cm
+
+    if not isinstance(drops, cm.Cost2100Drops):
+        raise ValueError(f"`drops` must be a Cost2100Drops. Received: drops of type {type(drops).__name__}")
+    sc = cm.get_scenario(drops.scenario)
+    k = np.asarray(drops.kind, np.int64)
+    c = np.asarray(drops.cluster, np.int64)
+    kind = np.full(k.shape, KIND_UNKNOWN, np.int64)
+    cluster = np.zeros(k.shape, np.int64)
+    ms_local = (k == cm.KIND_LOCAL) & sc.ms_local_cluster & (c == 0)
+    bs_local = (k == cm.KIND_LOCAL) & sc.bs_local_cluster & (c == int(sc.ms_local_cluster))
+    far = (k == cm.KIND_FAR_SINGLE) | (k == cm.KIND_FAR_TWIN)
+    for mask, code, ident in ((k == cm.KIND_LOS, KIND_LOS, -1), (ms_local, KIND_LOCAL_MS, -3),
+                              (bs_local, KIND_LOCAL_BS, -2), (k == cm.KIND_FAR_SINGLE, KIND_FAR_SINGLE, 0),
+                              (k == cm.KIND_FAR_TWIN, KIND_FAR_TWIN, 0)):
+        kind[mask] = code
+        cluster[mask] = ident
+    cluster[far] = c[far] - sc.n_local_clusters + 1
+    keep = k >= 0
+    if np.any(keep & (kind == KIND_UNKNOWN)):
+        known = [cm.KIND_PAD, cm.KIND_LOS, cm.KIND_LOCAL, cm.KIND_FAR_SINGLE, cm.KIND_FAR_TWIN]
+        raise ValueError(f"`drops` must hold the port's MPC kinds {known}, local clusters in the scenario's "
+                         f"local slots. Received kinds: {sorted(set(k[keep].tolist()))}, local cluster slots: "
+                         f"{sorted(set(c[k == cm.KIND_LOCAL].tolist()))}")
+    out = []
+    for i in range(len(drops)):
+        sel = keep[i]
+        out.append(Drop(delay=drops.delay[i][sel], aod=drops.aod[i][sel], amplitude=drops.gain[i][sel],
+                        kind=kind[i][sel], cluster=cluster[i][sel], n_active=int(drops.n_active_clusters[i]),
+                        info={"index": int(drops.index[i]), "ms_pos": np.asarray(drops.ue_position[i], np.float64),
+                              "bs_pos": np.asarray(drops.bs_position[i], np.float64)}))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Files: the driver's .mat output and the reference fixture
 # --------------------------------------------------------------------------------------------------
 def load_reference_drops(path):
@@ -475,7 +664,9 @@ def load_reference_stats(path=FIXTURE_PATH):
 
     The ``.npz`` holds, per scenario ``S`` of :data:`REFERENCE_SCENARIOS`, the arrays
     ``"S__<stat>"`` for every statistic of :data:`SCALAR_STATS` (``(D,)``) and
-    :data:`PROFILE_STATS` (``(D, bins)``), plus ``"metadata"``: a JSON string.
+    :data:`PROFILE_STATS` (``(D, bins)``), the extras, ``"S__mean_power_map"`` and
+    ``"S__power_map_variance"`` (float32 ``(n_antennas, n_delay)``, see :func:`reference_map_moments`),
+    plus ``"metadata"``: a JSON string.
 
     Returns:
         ``(stats, metadata)``: ``stats[S][stat]`` arrays, ``metadata`` dict (its ``"scenarios"``
@@ -490,3 +681,39 @@ def load_reference_stats(path=FIXTURE_PATH):
             scen, stat = key.split("__", 1)
             stats.setdefault(scen, {})[stat] = np.asarray(z[key])
     return stats, metadata
+
+
+def reference_map_moments(scenario, path=FIXTURE_PATH):
+    """The reference's mean angular-delay power map of a scenario, its per-entry variance and drops.
+
+    Args:
+        scenario: a reference name (:data:`REFERENCE_SCENARIOS`) or a port name
+            (:data:`MODEL_TO_REFERENCE`).
+        path: the fixture.
+
+    Returns:
+        dict: ``mean`` (:func:`mean_power_map` of the reference drops) and ``variance`` (per entry,
+        over drops, ``ddof=1``), float32 ``(n_antennas, n_delay)`` (32 x 32 in the committed fixture);
+        ``drops``: the number of reference drops behind them (int).
+    """
+    name = MODEL_TO_REFERENCE.get(scenario, scenario)
+    if name not in REFERENCE_SCENARIOS:
+        raise ValueError(f"Unknown scenario; expected one of {list(REFERENCE_SCENARIOS)} or "
+                         f"{list(MODEL_TO_REFERENCE)}. Received: scenario={scenario!r}")
+    keys = [f"{name}__mean_power_map", f"{name}__power_map_variance"]
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in keys if k not in z.files]
+        if missing:
+            raise ValueError(f"The fixture {path} has no {missing}; rebuild it with "
+                             "tools/cost2100_reference/build_fixture.py.")
+        metadata = json.loads(str(z["metadata"]))
+        return {"mean": np.asarray(z[keys[0]]), "variance": np.asarray(z[keys[1]]),
+                "drops": int(metadata["scenarios"][name]["power_map_drops"])}
+
+
+def reference_mean_map(scenario, path=FIXTURE_PATH):
+    """The reference's mean angular-delay power map, float32 ``(n_antennas, n_delay)``.
+
+    See :func:`reference_map_moments` (``["mean"]``) and :func:`mean_power_map`.
+    """
+    return reference_map_moments(scenario, path)["mean"]

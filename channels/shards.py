@@ -29,6 +29,7 @@ import json
 import multiprocessing
 import numbers
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def _read_meta(path):
     try:
         with np.load(path) as data:
             return json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} exists but is not a readable mimokd shard ({error}); "
                          "delete it to regenerate") from error
 
@@ -180,23 +181,25 @@ def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=Non
         raise ValueError(f"Recipe {recipe.name!r} has no COST2100 file names; use format='npz'")
     out_dir = Path(out_dir)
     if format == "mat":
-        _update_manifest(out_dir, recipe, seed, split, samples, 1, format="mat")
+        write_json(out_dir / MANIFEST, _planned_manifest(out_dir, recipe, seed, split, samples, 1, format="mat"))
         return _write_mat(_for_split(recipe, split), out_dir, samples, split, seed, workers, progress)
     shards = -(-samples // DEFAULT_SHARD_SIZE) if shards is None else _check_int("shards", shards, 1)
     ranges = shard_ranges(samples, shards)
     ids = _parse_shard_ids(shard_ids, shards)
-    _update_manifest(out_dir, recipe, seed, split, samples, shards, format="npz")
-    recipe = _for_split(recipe, split)
+    manifest = _planned_manifest(out_dir, recipe, seed, split, samples, shards, format="npz")
+    split_recipe = _for_split(recipe, split)
     todo = []
     for k in ids:
         path = out_dir / shard_name(split, k, shards)
-        meta = _shard_meta(recipe, seed, split, k, shards, *ranges[k])
+        meta = _shard_meta(split_recipe, seed, split, k, shards, *ranges[k])
         if path.exists():
             if _read_meta(path) != meta:
                 raise ValueError(f"{path} exists with other settings (recipe, seed or range); "
                                  "choose another --out or delete it")
             continue
         todo.append((k, path, meta))
+    write_json(out_dir / MANIFEST, manifest)  # after the checks: a refused run changes nothing
+    recipe = split_recipe
     written = []
     split_seed_value = split_seed(seed, split)
     total = sum(meta["count"] for _, _, meta in todo)
@@ -247,8 +250,8 @@ def read_manifest(directory):
     return json.loads(path.read_text())
 
 
-def _update_manifest(out_dir, recipe, seed, split, samples, shards, *, format):
-    """Records the split's plan; refuses a folder whose manifest has another recipe or seed."""
+def _planned_manifest(out_dir, recipe, seed, split, samples, shards, *, format):
+    """The folder's manifest with the split's plan added; refuses a folder of another recipe, seed or size."""
     path = out_dir / MANIFEST
     entry = {"samples": samples, "shards": shards, "split_seed": split_seed(seed, split)}
     if path.exists():
@@ -265,7 +268,7 @@ def _update_manifest(out_dir, recipe, seed, split, samples, shards, *, format):
         manifest = {"format": format, "mimokd": mimokd.__version__, "recipe": recipe.settings(), "seed": seed,
                     "splits": {}}
     manifest["splits"][split] = entry
-    write_json(path, manifest)
+    return manifest
 
 
 def _split_files(directory, split):

@@ -1,5 +1,6 @@
 """Tests of the COST 2100 per-drop statistics and of the Octave reference fixture."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -221,3 +222,164 @@ def test_fixture_loads_with_documented_keys():
     # the fixture compared with itself passes
     s = stats["IndoorHall_5GHz"]
     assert cs.compare(s, s)["passed"]
+
+
+def test_delay_phases_match_the_direct_exponential():
+    rng = np.random.default_rng(5)
+    tau = rng.uniform(0, 3e-6, 40)
+    for n in (1, 7, 1000, NSUB):
+        f = FC - B / 2 + np.arange(n) * B / n
+        direct = np.exp(-2j * np.pi * np.outer(tau, f))
+        np.testing.assert_allclose(cs.delay_phases(tau, f[0], B / n, n), direct, atol=1e-6)
+        assert cs.delay_phases(tau, f[0], B / n, n).shape == (tau.size, n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Angular-delay power maps
+# --------------------------------------------------------------------------------------------------
+def test_power_map_of_an_on_grid_path_is_one_entry():
+    angle_bin, tap = 4, 3
+    aod = np.arccos(-2.0 * angle_bin / NT)
+    m = cs.drop_power_map(one_path(tap / B, aod, 3.0 - 1j), FC)
+    assert m.shape == (NT, ND)
+    assert m[angle_bin, tap] == pytest.approx(1.0, abs=1e-9)
+    assert m.sum() == pytest.approx(1.0)
+    assert np.all(cs.drop_power_map(one_path(tap / B, aod, 0.0), FC) == 0)   # no energy: zeros, not NaN
+
+
+def test_mean_power_map_marginals_are_the_mean_profiles():
+    rng = np.random.default_rng(6)
+    drops = [cs.Drop(delay=rng.uniform(0, 1e-6, 5), aod=rng.uniform(-np.pi, np.pi, 5),
+                     amplitude=rng.standard_normal(5) + 1j * rng.standard_normal(5)) for _ in range(4)]
+    m = cs.mean_power_map(drops, FC)
+    s = cs.statistics(drops, FC)
+    np.testing.assert_allclose(m.sum(axis=0), s["delay_profile"].mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(m.sum(axis=1), s["angle_profile"].mean(axis=0), atol=1e-12)
+    # each drop weighs the same: scaling one drop's amplitudes changes nothing
+    drops[0] = cs.Drop(delay=drops[0].delay, aod=drops[0].aod, amplitude=1e-3 * drops[0].amplitude)
+    np.testing.assert_allclose(cs.mean_power_map(drops, FC), m, atol=1e-12)
+    assert cs.power_maps(drops, FC, n_delay=8).shape == (4, NT, 8)
+    with pytest.raises(ValueError, match="empty"):
+        cs.mean_power_map([], FC)
+
+
+def test_compare_maps_noise_ratio():
+    rng = np.random.default_rng(7)
+    a = rng.dirichlet(np.ones(16), size=(400, 4)).reshape(400, 4, 16)
+    b = rng.dirichlet(np.ones(16), size=(400, 4)).reshape(400, 4, 16)
+    ref = {"mean": b.mean(axis=0), "variance": b.var(axis=0, ddof=1), "drops": 400}
+    same = cs.compare_maps(b, ref)
+    assert same["noise_ratio"] == 0.0 and same["relative_error"] == 0.0
+    assert same["correlation"] == pytest.approx(1.0)
+    r = cs.compare_maps(a, ref)                 # same distribution: differences are noise
+    assert 0.7 < r["noise_ratio"] < 1.3
+    shifted = a.copy()
+    shifted[:, 0, 0] += 0.1                     # a 0.1 bias in one entry of 64
+    assert cs.compare_maps(shifted, ref)["noise_ratio"] > 5
+    with pytest.raises(ValueError, match="same shape|shape S"):
+        cs.compare_maps(a[:, :2], ref)
+
+
+# --------------------------------------------------------------------------------------------------
+# The port's drops
+# --------------------------------------------------------------------------------------------------
+def _hand_built_indoor():
+    """One indoor port drop with one MPC of every kind and a padding entry (UE local = slot 0, BS local = 1)."""
+    from mimokd.channels import cost2100_model as cm
+
+    base = cm.generate_drops("indoor_hall_5ghz", 1, 0)
+    return dataclasses.replace(
+        base,
+        delay=np.array([[40e-9, 41e-9, 42e-9, 90e-9, 120e-9, 0.0]]),
+        aod=np.array([[0.5, 0.6, -2.0, 1.0, 1.5, 0.0]]),
+        eod=np.full((1, 6), 0.3), aoa=np.zeros((1, 6)), eoa=np.zeros((1, 6)),
+        gain=np.array([[0.0, 1.0 + 1j, 0.5, 0.2j, -0.1, 0.0]]),
+        cluster=np.array([[-1, 0, 1, 2, 3, -2]], np.int32),
+        kind=np.array([[cm.KIND_LOS, cm.KIND_LOCAL, cm.KIND_LOCAL, cm.KIND_FAR_SINGLE, cm.KIND_FAR_TWIN,
+                        cm.KIND_PAD]], np.int8),
+        n_active_clusters=np.array([2]),
+    )
+
+
+def test_drops_from_model_hand_built():
+    (d,) = cs.drops_from_model(_hand_built_indoor())
+    assert d.kind.tolist() == [cs.KIND_LOS, cs.KIND_LOCAL_MS, cs.KIND_LOCAL_BS, cs.KIND_FAR_SINGLE, cs.KIND_FAR_TWIN]
+    assert d.cluster.tolist() == [-1, -3, -2, 1, 2]
+    np.testing.assert_array_equal(d.delay, [40e-9, 41e-9, 42e-9, 90e-9, 120e-9])       # s, unchanged
+    np.testing.assert_array_equal(d.aod, [0.5, 0.6, -2.0, 1.0, 1.5])                    # rad, unchanged
+    np.testing.assert_array_equal(d.amplitude, [0.0, 1.0 + 1j, 0.5, 0.2j, -0.1])
+    assert d.n_active == 2
+    s = cs.drop_statistics(d, FC)
+    assert s["n_mpc"] == 4                      # the invisible LOS row is kept but not counted
+    assert s["los_power_share"] == 0.0
+    e = cs.drop_extras(d)
+    assert e["local_ms_power_share"] == pytest.approx(2.0 / 2.3)
+    assert e["local_bs_power_share"] == pytest.approx(0.25 / 2.3)
+
+
+def test_drops_from_model_generated_indoor_sides_and_counts():
+    from mimokd.channels import cost2100_model as cm
+
+    port = cm.generate_drops("indoor_hall_5ghz", 20, 3)
+    drops = cs.drops_from_model(port)
+    assert len(drops) == 20
+    n_mpc = cm.SCENARIOS["indoor_hall_5ghz"].n_mpc
+    for i, d in enumerate(drops):
+        ms, bs = d.kind == cs.KIND_LOCAL_MS, d.kind == cs.KIND_LOCAL_BS
+        assert ms.sum() == bs.sum() == n_mpc and np.sum(d.kind == cs.KIND_LOS) == 1
+        assert np.all(d.cluster[ms] == -3) and np.all(d.cluster[bs] == -2)
+        assert np.sum(d.kind == cs.KIND_FAR_TWIN) == n_mpc * d.n_active             # indoor: all twin
+        assert sorted(set(d.cluster[d.kind == cs.KIND_FAR_TWIN])) == list(range(1, d.n_active + 1))
+        # the side is physical: UE-local MPCs leave the BS towards the UE (the LOS direction), the
+        # BS-local ones lie around the BS and arrive with about the LOS delay
+        ue, los_aod = port.ue_position[i], d.aod[d.kind == cs.KIND_LOS][0]
+        if np.hypot(*ue[:2]) > 3.0:
+            assert np.all(np.abs(np.angle(np.exp(1j * (d.aod[ms] - los_aod)))) < 0.3)
+        los_delay = d.delay[d.kind == cs.KIND_LOS][0]
+        assert np.all(np.abs(d.delay[bs] - los_delay) < 10e-9)
+        assert cs.drop_statistics(d, FC)["n_mpc"] == port.n_mpc[i] - int(port.los_visible[i])
+        assert d.info["index"] == i and np.array_equal(d.info["ms_pos"], ue)
+
+
+def test_drops_from_model_generated_outdoor_los():
+    from mimokd.channels import cost2100_model as cm
+
+    port = cm.generate_drops("semi_urban_300mhz_los", 6, 4)
+    drops = cs.drops_from_model(port)
+    for i, d in enumerate(drops):
+        valid = port.kind[i] >= 0
+        for port_kind, kind in ((cm.KIND_FAR_SINGLE, cs.KIND_FAR_SINGLE), (cm.KIND_FAR_TWIN, cs.KIND_FAR_TWIN),
+                                (cm.KIND_LOCAL, cs.KIND_LOCAL_MS), (cm.KIND_LOS, cs.KIND_LOS)):
+            assert np.sum(port.kind[i][valid] == port_kind) == np.sum(d.kind == kind)
+        assert not np.any(d.kind == cs.KIND_LOCAL_BS)          # outdoor: no BS local cluster
+        assert d.amplitude[0] == port.gain[i, 0] and (d.amplitude[0] != 0) == port.los_visible[i]
+    assert any(np.any(d.kind == cs.KIND_FAR_SINGLE) for d in drops)
+
+
+def test_drops_from_model_rejects_bad_input():
+    with pytest.raises(ValueError, match="Cost2100Drops"):
+        cs.drops_from_model([one_path(1e-7, 0.0)])
+    bad = _hand_built_indoor()
+    bad.kind[0, 3] = 7
+    with pytest.raises(ValueError, match=r"kinds.*7"):
+        cs.drops_from_model(bad)
+    bad = _hand_built_indoor()
+    bad.cluster[0, 2] = 5                     # a local cluster outside the two local slots
+    with pytest.raises(ValueError, match="local cluster slots"):
+        cs.drops_from_model(bad)
+
+
+def test_fixture_mean_power_maps():
+    stats, meta = cs.load_reference_stats()
+    for scen in cs.REFERENCE_SCENARIOS:
+        ref = cs.reference_map_moments(scen)
+        assert ref["mean"].shape == ref["variance"].shape == (NT, ND) and ref["mean"].dtype == np.float32
+        assert ref["drops"] == meta["scenarios"][scen]["power_map_drops"] >= 20
+        assert ref["mean"].sum() == pytest.approx(1.0, abs=1e-5) and np.all(ref["variance"] >= 0)
+        # the map's marginals are the mean profiles of the same drops (stored separately)
+        if ref["drops"] == meta["scenarios"][scen]["drops"]:
+            np.testing.assert_allclose(ref["mean"].sum(axis=0), stats[scen]["delay_profile"].mean(axis=0), atol=1e-5)
+            np.testing.assert_allclose(ref["mean"].sum(axis=1), stats[scen]["angle_profile"].mean(axis=0), atol=1e-5)
+    np.testing.assert_array_equal(cs.reference_mean_map("indoor_hall_5ghz"), cs.reference_mean_map("IndoorHall_5GHz"))
+    with pytest.raises(ValueError, match="Unknown scenario"):
+        cs.reference_mean_map("indoor")
