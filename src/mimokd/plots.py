@@ -111,7 +111,7 @@ def plot_maps(maps, path, *, xlabel="delay tap", ylabel="angle bin", log_floor=1
     logs = {title: np.log10(np.maximum(np.asarray(m, dtype=np.float64), log_floor)) for title, m in maps.items()}
     low, high = min(v.min() for v in logs.values()), max(v.max() for v in logs.values())
     fig, axes = plt.subplots(1, len(logs), figsize=(3.4 * len(logs) + 1.2, 3.4), dpi=120, squeeze=False,
-                             sharey=True)
+                             sharey=True, layout="constrained")
     for ax, (title, values) in zip(axes[0], logs.items()):
         image = ax.imshow(values, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="viridis")
         ax.set_title(title, fontsize=9)
