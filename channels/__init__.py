@@ -16,11 +16,16 @@ Modules:
   ``"indoor"`` and ``"outdoor"``.
 * :mod:`~mimokd.channels.cost2100`: load / save the COST2100 ``.mat`` files, find them in a folder.
 * :mod:`~mimokd.channels.datasets`: named sources (``load_csi``) and ``tf.data`` pipelines.
+* :mod:`~mimokd.channels.cost2100_model`, :mod:`~mimokd.channels.tr38901`: the COST 2100 and 3GPP
+  TR 38.901 channel models; :mod:`~mimokd.channels.recipes`: named datasets made from them;
+  :mod:`~mimokd.channels.shards`: writing them (sharded ``.npz`` or ``.mat``) and streaming them.
 
 Examples:
     >>> from mimokd.channels import load_csi, make_dataset
     >>> train = load_csi("builtin-indoor", split="train", num_samples=2000, seed=0)
     >>> ds = make_dataset(train, batch_size=200, shuffle=True, seed=0)
+    >>> write_dataset("cost2100-indoor", "data/indoor", samples=100_000, workers=2)   # doctest: +SKIP
+    >>> ds = shard_dataset("data/indoor", batch_size=200, shuffle=True)               # doctest: +SKIP
 """
 
 from mimokd.channels.builtin import (
@@ -44,6 +49,7 @@ from mimokd.channels.cost2100 import (
     load_cost2100,
     load_hf,
     save_cost2100,
+    save_hf,
 )
 from mimokd.channels.datasets import (
     SPLITS,
@@ -64,6 +70,8 @@ from mimokd.channels.layout import (
     RHO_FFT_SIZE,
     check_csi,
 )
+from mimokd.channels.recipes import RECIPES, CsiRecipe, generate_samples, get_recipe
+from mimokd.channels.shards import load_shards, read_manifest, shard_dataset, write_dataset
 from mimokd.channels.transforms import (
     complex_to_csi,
     csi_to_complex,
@@ -77,6 +85,7 @@ __all__ = [
     "COST2100_SPLITS",
     "CSI_SHAPE",
     "CSI_ZERO",
+    "CsiRecipe",
     "HF_NUM_SUBCARRIERS",
     "HF_WIDTH",
     "HT_WIDTH",
@@ -85,6 +94,7 @@ __all__ = [
     "NUM_DELAY_TAPS",
     "OUTDOOR",
     "Paths",
+    "RECIPES",
     "RHO_FFT_SIZE",
     "SCENARIOS",
     "SPLITS",
@@ -98,17 +108,24 @@ __all__ = [
     "find_cost2100",
     "generate_angular_delay",
     "generate_csi",
+    "generate_samples",
+    "get_recipe",
     "get_scenario",
     "list_sources",
     "load_cost2100",
     "load_csi",
     "load_hf",
+    "load_shards",
     "make_dataset",
     "paths_to_angular_delay",
     "paths_to_frequency",
     "peak_scale",
+    "read_manifest",
     "register_source",
     "save_cost2100",
+    "save_hf",
+    "shard_dataset",
     "split_seed",
     "to_angular_delay",
+    "write_dataset",
 ]
