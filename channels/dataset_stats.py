@@ -14,24 +14,22 @@ Two kinds of figures:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from mimokd.channels import cost2100_model, cost2100_stats
-from mimokd.channels.cost2100 import cost2100_filename, load_cost2100
+from mimokd.channels.cost2100 import load_cost2100
 from mimokd.channels.recipes import get_recipe
-from mimokd.channels.shards import _split_files, read_manifest
+from mimokd.channels.shards import mat_path, read_manifest, split_files
 from mimokd.rng import split_seed
 
 
 def _csi_chunks(directory, manifest, split):
     """The split's CSI, float32 ``[n, 2, 32, W]`` per shard (or the whole ``.mat`` file)."""
     if manifest["format"] == "mat":
-        suffix = {"in": "indoor", "out": "outdoor"}[manifest["recipe"]["suffix"]]
-        yield load_cost2100(Path(directory) / cost2100_filename(split, suffix))
+        yield load_cost2100(mat_path(directory, split))
         return
-    for path in _split_files(directory, split):
+    for path in split_files(directory, split):
         with np.load(path) as data:
             yield data["HT"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from mimokd.channels.builtin import generate_csi
 from mimokd.channels.cost2100 import COST2100_SPLITS, COST2100_SCENARIOS, find_cost2100, load_cost2100
 from mimokd.channels.layout import check_csi
-from mimokd.channels.shards import MANIFEST, load_shards, read_manifest
+from mimokd.channels.shards import MANIFEST, load_shards, mat_path, read_manifest
 from mimokd.rng import SPLITS, split_seed
 
 _SOURCES = {}
@@ -172,11 +172,9 @@ def load_csi(source, *, split="train", num_samples=None, seed=0, scenario=None, 
 
 def _load_generated(path, split, num_samples):
     """A folder of ``mimokd data generate``: its shards, or its ``.mat`` files."""
-    manifest = read_manifest(path)
-    if manifest["format"] == "npz":
+    if read_manifest(path)["format"] == "npz":
         return load_shards(path, split, num_samples)
-    scenario = {"in": "indoor", "out": "outdoor"}[manifest["recipe"]["suffix"]]
-    file = find_cost2100(path, split, scenario)
+    file = mat_path(path, split)
     return _first(load_cost2100(file), num_samples, str(file))
 
 

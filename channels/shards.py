@@ -36,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mimokd
-from mimokd.channels.cost2100 import cost2100_filename, save_cost2100, save_hf
+from mimokd.channels.cost2100 import COST2100_SCENARIOS, cost2100_filename, save_cost2100, save_hf
 from mimokd.channels.recipes import generate_samples, get_recipe
 from mimokd.fileio import atomic_path, write_json
 from mimokd.rng import SPLITS, split_seed
@@ -221,8 +221,9 @@ def _for_split(recipe, split):
 
 
 def _write_mat(recipe, out_dir, samples, split, seed, workers, progress):
-    path = out_dir / cost2100_filename(split, _scenario_of(recipe))
-    hf_path = out_dir / cost2100_filename("test", _scenario_of(recipe), frequency=True) if recipe.keep_hf else None
+    path = out_dir / cost2100_filename(split, _file_scenario(recipe.suffix))
+    hf_path = out_dir / cost2100_filename("test", _file_scenario(recipe.suffix), frequency=True) if recipe.keep_hf \
+        else None
     if path.exists() and (hf_path is None or hf_path.exists()):
         return []
     with _mapper(workers) as run, tqdm(total=samples, disable=not progress, unit="sample",
@@ -234,8 +235,17 @@ def _write_mat(recipe, out_dir, samples, split, seed, workers, progress):
     return written
 
 
-def _scenario_of(recipe):
-    return {"in": "indoor", "out": "outdoor"}[recipe.suffix]
+def _file_scenario(suffix):
+    """The COST2100 scenario (``"indoor"`` / ``"outdoor"``) whose public files end in ``suffix``."""
+    return {file_suffix: scenario for scenario, file_suffix in COST2100_SCENARIOS.items()}[suffix]
+
+
+def mat_path(directory, split):
+    """The ``.mat`` file of ``split`` in a folder written with ``format="mat"``."""
+    manifest = read_manifest(directory)
+    if manifest["format"] != "mat":
+        raise ValueError(f"{directory} holds .npz shards, not .mat files; read them with load_shards")
+    return Path(directory) / cost2100_filename(split, _file_scenario(manifest["recipe"]["suffix"]))
 
 
 def read_manifest(directory):
@@ -271,7 +281,8 @@ def _planned_manifest(out_dir, recipe, seed, split, samples, shards, *, format):
     return manifest
 
 
-def _split_files(directory, split):
+def split_files(directory, split):
+    """The shard paths of ``split`` in a folder written with ``format="npz"``, in order; all must exist."""
     manifest = read_manifest(directory)
     if manifest["format"] != "npz":
         raise ValueError(f"{directory} holds .mat files; read them with mimokd.channels.load_cost2100")
@@ -299,7 +310,7 @@ def load_shards(directory, split="train", num_samples=None, key="HT"):
         the array, in drop order.
     """
     parts, got = [], 0
-    for path in _split_files(directory, split):
+    for path in split_files(directory, split):
         if num_samples is not None and got >= num_samples:
             break
         with np.load(path) as data:
@@ -327,7 +338,7 @@ def shard_dataset(directory, split="train", *, batch_size, shuffle=False, seed=0
     """
     import tensorflow as tf  # imported here so that the numpy parts of channels load without TF
 
-    files = [str(f) for f in _split_files(directory, split)]
+    files = [str(f) for f in split_files(directory, split)]
     _check_int("batch_size", batch_size, 1)
 
     def read(path):
