@@ -10,7 +10,7 @@ ALL = list_models()
 
 
 def test_registry_lists_the_paper_models():
-    assert set(ALL) == {"csinet", "crnet", "bcrnet", "crnet_cui", "crnet_se"}
+    assert set(ALL) == {"csinet", "csinet_authors", "crnet", "bcrnet", "crnet_cui", "crnet_se"}
     assert list_models("crnet*") == ["crnet", "crnet_cui", "crnet_se"]
 
 

@@ -6,7 +6,7 @@ model table, ``mimokd models``, ``list_models()`` and the tests are all generate
 Examples:
     >>> from mimokd.zoo import create_model, list_models, teacher_of
     >>> list_models()
-    ['bcrnet', 'crnet', 'crnet_cui', 'crnet_se', 'csinet']
+    ['bcrnet', 'crnet', 'crnet_cui', 'crnet_se', 'csinet', 'csinet_authors']
     >>> student = create_model("bcrnet", cr=4)
     >>> teacher = create_model(teacher_of("bcrnet"), cr=4)   # CRNet, the teacher of Lu et al.
 """
@@ -37,6 +37,13 @@ PRESETS = {
         {},
         paper="Wen, Shih, Jin 2018",
         description="CsiNet: one 3x3 conv + dense encoder, RefineNet decoder",
+    ),
+    "csinet_authors": Preset(
+        CsiNet,
+        dict(batchnorm="columns"),
+        paper="Wen, Shih, Jin 2018",
+        description="CsiNet as the authors' published Keras code (BatchNorm per delay column, "
+        "epsilon 1e-3): what `mimokd import csinet-keras` loads their weights into",
     ),
     "crnet": Preset(
         CRNet,

@@ -12,6 +12,9 @@
     mimokd experiment lu-table1 --out runs/lu-table1   # a paper table at small scale
     mimokd export --checkpoint runs/crnet4/best.keras --out export/crnet4   # SavedModel/ONNX/TFLite
     mimokd report --models crnet,crnet_se --cr 4,16 --out runs/report      # FLOPs, latency, NMSE
+    mimokd import csinet-keras --json model_CsiNet_indoor_dim128.json --h5 model_CsiNet_indoor_dim128.h5 \
+        --out csinet16.keras                                 # the CsiNet authors' Keras 2 weights
+    mimokd import torch --model crnet --checkpoint in_04.pth --out crnet4.keras   # PyTorch CRNet / BCRNet
 
 Run ``mimokd <command> --help`` for each command's options.
 """
@@ -320,6 +323,26 @@ def cmd_pipeline(args):
         seed=args.seed,
         strategy=args.strategy,
     )
+
+
+def cmd_import(args):
+    from mimokd.fileio import atomic_path
+    from mimokd.pretrained.importers import import_csinet_keras, import_torch_state_dict
+
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise ValueError(f"--out must name a .keras file. Received: --out {args.out}")
+    try:
+        if args.source == "csinet-keras":
+            model, source = import_csinet_keras(args.json, args.h5), f"{args.json} + {args.h5}"
+        else:
+            model, source = import_torch_state_dict(args.checkpoint, model=args.model, cr=args.cr), args.checkpoint
+    except ImportError as err:  # torch / safetensors not installed: say which, no traceback
+        raise ValueError(str(err)) from None
+    with atomic_path(out) as tmp:
+        model.save(tmp)
+    print(f"imported {source}: {model.name}, compression 1/{model.cr}, {model.count_params():,} weights")
+    print(f"wrote {out}")
 
 
 def _models_to_export(args):
@@ -698,6 +721,28 @@ def build_parser():
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the fine-tunes (default: 1e-4)")
     _add_data_args(p, {"train": 5000, "test": 500})
     p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser(
+        "import",
+        help="convert a published checkpoint (CsiNet authors' Keras 2, PyTorch CRNet / BCRNet) to .keras",
+        description="Load a checkpoint of the field's public code into the zoo model of the same architecture, "
+        "checking every layer and shape, and write it as a .keras file (atomically) that evaluate, export, "
+        "distill and fit take like any other. PyTorch files are read with torch.load(weights_only=True) "
+        "(needs torch) or safetensors.",
+    )
+    sources = p.add_subparsers(dest="source", required=True, metavar="source")
+    s = sources.add_parser("csinet-keras", help="the CsiNet authors' model_CsiNet_*.json + .h5 (Keras 2) "
+                           "-> csinet_authors")
+    s.add_argument("--json", required=True, help="the model config, e.g. model_CsiNet_indoor_dim128.json")
+    s.add_argument("--h5", required=True, help="the weights, e.g. model_CsiNet_indoor_dim128.h5")
+    s.add_argument("--out", required=True, help="the .keras file to write")
+    s = sources.add_parser("torch", help="a state dict (.pth / .pt / .safetensors) of the public CRNet or "
+                           "BCRNet code -> crnet / bcrnet")
+    s.add_argument("--model", required=True, choices=("crnet", "bcrnet"), help="the reference architecture")
+    s.add_argument("--checkpoint", required=True, help="the .pth / .pt (torch.save) or .safetensors file")
+    s.add_argument("--cr", type=int, default=None, help="compression ratio (default: from the encoder fc weight)")
+    s.add_argument("--out", required=True, help="the .keras file to write")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")
