@@ -19,7 +19,7 @@ import numpy as np
 
 from mimokd.channels import cost2100_model, cost2100_stats
 from mimokd.channels.cost2100 import load_cost2100
-from mimokd.channels.recipes import get_recipe
+from mimokd.channels.recipes import annulus_positions, get_recipe
 from mimokd.channels.shards import mat_path, read_manifest, split_files
 from mimokd.rng import split_seed
 
@@ -65,15 +65,17 @@ def channel_statistics(directory, *, drops=600, alpha=0.01):
         mean power maps float64 ``[32, 32]`` in the fixture's convention.
     """
     manifest = read_manifest(directory)
-    recipe = get_recipe(manifest["recipe"]["name"])
+    settings = dict(manifest["recipe"])
+    recipe = get_recipe(settings.pop("name"), **settings)  # with the settings the data were made with
     if recipe.model != "cost2100":
         raise ValueError(f"Channel statistics exist for the COST 2100 recipes only. Received: {recipe.name!r}")
     if drops < 2:
         raise ValueError(f"`drops` must be at least 2. Received: drops={drops!r}")
     reference_name = cost2100_stats.MODEL_TO_REFERENCE[recipe.scenario]
     carrier = cost2100_stats.REFERENCE_SCENARIOS[reference_name]
-    port = cost2100_stats.drops_from_model(
-        cost2100_model.generate_drops(recipe.scenario, drops, split_seed(manifest["seed"], "train")))
+    seed = split_seed(manifest["seed"], "train")
+    ues = None if recipe.ue_annulus is None else annulus_positions(recipe.ue_annulus, 0, drops, seed)
+    port = cost2100_stats.drops_from_model(cost2100_model.generate_drops(recipe.scenario, drops, seed, ue_positions=ues))
     ours = cost2100_stats.statistics(port, carrier)
     reference = cost2100_stats.load_reference_stats()[0][reference_name]
     result = cost2100_stats.compare(ours, reference, alpha=alpha)

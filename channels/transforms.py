@@ -18,6 +18,15 @@ DFT convention of eq. (4) of Cui et al., ``H = F_a H~ F_d``, as implemented by
   which the rho code's forward FFT along the delay axis (:func:`csi_to_frequency`) goes back to
   the frequency domain.
 
+Angle order (``angle_order``): ``"dft"`` keeps the DFT's bin order above (bin 0 = broadside,
+``u = 0``; positive spatial frequencies first, negative ones wrapped to the second half).
+``"centered"`` applies ``numpy.fft.fftshift`` over the angle axis, so that row ``k`` holds spatial
+frequency ``(k - Nt / 2) / Nt``: ``u = -1`` (one endfire) in row 0, broadside in row ``Nt / 2``,
+``u -> +1`` in the last row. The calibrated COST2100 recipes use ``"centered"``: the CsiNet
+authors' published weights reconstruct our data markedly better in that order (measured in
+``docs/results/cost2100/fidelity.md``). A permutation of the rows changes
+neither the energy nor rho.
+
 Both transforms being orthonormal, the full ``Nt x Nsub`` angular-delay matrix has the energy of the
 spatial-frequency matrix (Parseval); truncation to the first ``n_delay`` taps then only drops the
 energy of the later taps.
@@ -30,6 +39,9 @@ import numbers
 import numpy as np
 
 from mimokd.channels.layout import CSI_ZERO, HF_NUM_SUBCARRIERS, NUM_DELAY_TAPS, RHO_FFT_SIZE
+
+#: The orders of the angle axis that :func:`to_angular_delay` can produce (see the module docstring).
+ANGLE_ORDERS = ("dft", "centered")
 
 # A value of the CSI tensor may exceed [0, 1] by this much through float rounding and is clipped.
 _RANGE_TOLERANCE = 1e-5
@@ -71,7 +83,7 @@ def _per_sample(scale, batch, name="scale"):
     return values[:, None, None]
 
 
-def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS):
+def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS, angle_order="dft"):
     """Spatial-frequency CSI to the truncated angular-delay domain, eq. (4) of Cui et al.
 
     ``H = F_a H~ F_d`` with the orthonormal DFT over antennas and orthonormal inverse DFT over
@@ -80,6 +92,8 @@ def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS):
     Args:
         h_freq: complex ``[batch, Nt, Nsub]``: antenna ``Nt``, subcarrier ``Nsub`` (``H~`` of eq. 4).
         n_delay: number of leading delay taps kept, ``1 <= n_delay <= Nsub``.
+        angle_order: ``"dft"`` (bin 0 = broadside first) or ``"centered"`` (``fftshift``: broadside
+            in row ``Nt // 2``), see the module docstring.
 
     Returns:
         complex64 ``[batch, Nt, n_delay]`` = ``[batch, angle, delay]``.
@@ -96,7 +110,11 @@ def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS):
         raise ValueError(
             f"`n_delay` cannot exceed the number of subcarriers ({h.shape[2]}). Received: n_delay={n_delay}"
         )
+    if angle_order not in ANGLE_ORDERS:
+        raise ValueError(f"`angle_order` must be one of {ANGLE_ORDERS}. Received: angle_order={angle_order!r}")
     angular = np.fft.fft(h.astype(np.complex128, copy=False), axis=1, norm="ortho")
+    if angle_order == "centered":
+        angular = np.fft.fftshift(angular, axes=1)
     delay = np.fft.ifft(angular, axis=2, norm="ortho")
     return np.ascontiguousarray(delay[:, :, :n_delay]).astype(np.complex64)
 

@@ -65,6 +65,22 @@ def test_single_path_on_the_grid_lands_in_one_bin_and_one_tap(bin_index, tap):
     assert got.max() < 1e-3
 
 
+@pytest.mark.parametrize("bin_index", [-16, -5, 0, 7, 15])
+def test_centered_angle_order_puts_spatial_frequency_u_in_row_16_plus_16u(bin_index):
+    # centered: row k holds spatial frequency (k - 16) / 32, so u = 2 * bin_index / 32 lands in row
+    # 16 + bin_index: endfire u = -1 in row 0, broadside in row 16.
+    nt, nsub, tap = 32, 64, 2
+    steering = np.exp(2j * np.pi * bin_index / nt * np.arange(nt))
+    gains = np.exp(-2j * np.pi * np.arange(nsub) * tap / nsub)
+    h = (steering[:, None] * gains[None, :])[None]
+    got = np.abs(to_angular_delay(h, 32, angle_order="centered")[0])
+    assert np.unravel_index(np.argmax(got), got.shape) == (16 + bin_index, tap)
+    np.testing.assert_allclose(to_angular_delay(h, 32, angle_order="centered"),
+                               np.roll(to_angular_delay(h, 32), 16, axis=1), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="angle_order"):
+        to_angular_delay(h, 32, angle_order="shifted")
+
+
 def test_fractional_delay_spreads_over_neighbouring_taps():
     nsub = 1024
     h = np.exp(-2j * np.pi * np.arange(nsub) * 4.5 / nsub)[None, None, :].repeat(32, axis=1)

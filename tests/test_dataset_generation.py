@@ -42,17 +42,30 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def _hand_angular_delay(scenario, start, n, seed, *, timing="first-path"):
-    """The CsiNet recipe's complex angular-delay matrices [n, 32, 32], computed step by step with numpy."""
-    drops = cost2100_model.generate_drops(scenario, n, seed, start=start)
-    if timing == "first-path":
-        delay = drops.delay.copy()
-        for i in range(n):  # each drop's earliest path with a nonzero gain arrives at delay 0
-            delay[i] -= delay[i][drops.gain[i] != 0].min()
-        drops = dataclasses.replace(drops, delay=delay)
-    h = cost2100_model.frequency_response(drops, n_subcarriers=1024, bandwidth=20e6, steering_sign=-1,
+def _hand_angular_delay(recipe, start, n, seed, **overrides):
+    """A COST 2100 recipe's complex angular-delay matrices [n, 32, 32], computed step by step with numpy."""
+    recipe = get_recipe(recipe, **overrides)
+    ues = None
+    if recipe.ue_annulus is not None:
+        ues = np.zeros((n, 2))
+        for k in range(n):  # each drop's own generator, key (index, 1)
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(start + k, 1))))
+            u, phi = rng.random(2)
+            r = np.sqrt(recipe.ue_annulus[0] ** 2 + u * (recipe.ue_annulus[1] ** 2 - recipe.ue_annulus[0] ** 2))
+            ues[k] = r * np.cos(2 * np.pi * phi), r * np.sin(2 * np.pi * phi)
+    drops = cost2100_model.generate_drops(recipe.scenario, n, seed, start=start, ue_positions=ues)
+    delay = drops.delay.copy()
+    for i in range(n):
+        live = drops.gain[i] != 0
+        if recipe.timing == "first-path":  # each drop's earliest path with a nonzero gain arrives at delay 0
+            delay[i][live] -= delay[i][live].min()
+        delay[i][live] += recipe.delay_offset
+    drops = dataclasses.replace(drops, delay=delay)
+    h = cost2100_model.frequency_response(drops, n_subcarriers=1024, bandwidth=recipe.bandwidth, steering_sign=-1,
                                           include_elevation=False).astype(np.complex128)
     angular = np.fft.fft(h, axis=1, norm="ortho")  # orthonormal DFT over the 32 antennas
+    if recipe.angle_order == "centered":  # row k <-> spatial frequency (k - 16) / 32
+        angular = np.concatenate([angular[:, 16:], angular[:, :16]], axis=1)
     delay_domain = np.fft.ifft(angular, axis=2, norm="ortho")  # orthonormal IDFT over the 1024 subcarriers
     return delay_domain[:, :, :32]
 
@@ -100,15 +113,18 @@ def test_recipes_registry_and_overrides():
     assert {"cost2100-indoor", "cost2100-outdoor", "cost2100-outdoor-los", "cost2100-outdoor-nlos",
             "umi-los"} <= set(RECIPES)
     assert all(isinstance(r, CsiRecipe) and r.name == name for name, r in RECIPES.items())
-    assert RECIPES["cost2100-outdoor"].scenario == RECIPES["cost2100-outdoor-nlos"].scenario
+    assert RECIPES["cost2100-outdoor"].scenario == RECIPES["cost2100-outdoor-los"].scenario
     umi = RECIPES["umi-los"]
     assert umi.model == "tr38901" and not umi.keep_hf and umi.suffix is None
     indoor = get_recipe(INDOOR)
-    assert (indoor.model, indoor.suffix, indoor.bandwidth, indoor.timing, indoor.scaling) == (
-        "cost2100", "in", 20e6, "first-path", "peak")
-    changed = get_recipe(INDOOR, timing="absolute", bandwidth=None, scaling=0.25)
-    assert changed.timing == "absolute" and changed.scaling == 0.25
-    assert changed.bandwidth == 20e6  # None values are ignored
+    # the calibrated defaults of issue 14 (docs/results/cost2100/fidelity.md)
+    assert (indoor.model, indoor.suffix, indoor.bandwidth, indoor.timing, indoor.angle_order, indoor.scaling) == (
+        "cost2100", "in", 32e6, "absolute", "centered", "peak")
+    outdoor = get_recipe("cost2100-outdoor")
+    assert (outdoor.scenario, outdoor.bandwidth, outdoor.delay_offset) == ("semi_urban_300mhz_los", 3e6, 4e-6)
+    changed = get_recipe(INDOOR, timing="first-path", bandwidth=None, scaling=0.25)
+    assert changed.timing == "first-path" and changed.scaling == 0.25
+    assert changed.bandwidth == 32e6  # None values are ignored
     assert get_recipe(changed) == changed
     assert json.loads(json.dumps(indoor.settings())) == indoor.settings()
 
@@ -133,7 +149,7 @@ def test_generate_samples_matches_an_independent_computation():
     assert ht.shape == (n, 2, 32, 32) and ht.dtype == np.float32
     assert hf.shape == (n, 32, 125) and hf.dtype == np.complex64
 
-    h = _hand_angular_delay("indoor_hall_5ghz", start, n, seed)
+    h = _hand_angular_delay(INDOOR, start, n, seed)
     np.testing.assert_allclose(ht, _to_csi(h, 0.5 / _peak(h)), rtol=0, atol=1e-6)
 
     # HF: the 257-point FFT of (HT - 0.5) over the delay axis, first 125 bins
@@ -158,13 +174,68 @@ def test_generate_samples_arguments_and_empty_batch():
     assert set(generate_samples("umi-los", 0, 0, 1)) == {"HT"}
 
 
-def test_absolute_timing_keeps_the_propagation_delay():
+def test_first_path_timing_and_dft_order_match_independent_computations():
     start, n, seed = 3, 3, 2
-    absolute = generate_samples(get_recipe(INDOOR, timing="absolute"), start, n, seed)["HT"]
-    h = _hand_angular_delay("indoor_hall_5ghz", start, n, seed, timing="absolute")
-    np.testing.assert_allclose(absolute, _to_csi(h, 0.5 / _peak(h)), rtol=0, atol=1e-6)
-    first_path = generate_samples(INDOOR, start, n, seed)["HT"]
-    assert np.abs(absolute - first_path).max() > 1e-2
+    for overrides in ({"timing": "first-path"}, {"angle_order": "dft"}, {"timing": "first-path", "angle_order": "dft"}):
+        ht = generate_samples(get_recipe(INDOOR, **overrides), start, n, seed)["HT"]
+        h = _hand_angular_delay(INDOOR, start, n, seed, **overrides)
+        np.testing.assert_allclose(ht, _to_csi(h, 0.5 / _peak(h)), rtol=0, atol=1e-6)
+    default = generate_samples(INDOOR, start, n, seed)["HT"]
+    first_path = generate_samples(get_recipe(INDOOR, timing="first-path"), start, n, seed)["HT"]
+    assert np.abs(default - first_path).max() > 1e-2
+
+
+def test_centered_angle_order_is_the_dft_order_rotated_by_half():
+    start, n, seed = 0, 4, 6
+    centered = generate_samples(INDOOR, start, n, seed)["HT"]
+    dft = generate_samples(get_recipe(INDOOR, angle_order="dft"), start, n, seed)["HT"]
+    np.testing.assert_array_equal(centered, np.roll(dft, 16, axis=2))
+
+
+def test_delay_offset_of_whole_taps_shifts_the_delay_axis():
+    # With absolute subcarrier frequencies, a delay offset tau_0 multiplies H(f) by exp(-j 2 pi f tau_0):
+    # a common phase exp(-j 2 pi f_0 tau_0) times a cyclic shift of the 1024-tap delay axis by
+    # tau_0 * bandwidth taps. So for a whole number k of taps, tap m + k of the shifted channel has the
+    # magnitude of tap m of the unshifted one (before truncation to 32 taps).
+    recipe = get_recipe(INDOOR)
+    k = 3
+    start, n, seed = 2, 3, 8
+    base = _hand_angular_delay(INDOOR, start, n, seed)
+    shifted = _hand_angular_delay(INDOOR, start, n, seed, delay_offset=k / recipe.bandwidth)
+    np.testing.assert_allclose(np.abs(shifted[:, :, k:]), np.abs(base[:, :, :32 - k]), rtol=1e-4, atol=1e-7)
+    ht = generate_samples(get_recipe(INDOOR, delay_offset=k / recipe.bandwidth), start, n, seed)["HT"]
+    np.testing.assert_allclose(ht, _to_csi(shifted, 0.5 / _peak(shifted)), rtol=0, atol=1e-6)
+
+
+def test_ue_annulus_places_the_ue_uniformly_over_its_area():
+    from scipy import stats
+
+    from mimokd.channels.recipes import annulus_positions
+
+    radii = (40.0, 90.0)
+    xy = annulus_positions(radii, 0, 400, 3)
+    r = np.hypot(*xy.T)
+    assert r.min() >= radii[0] and r.max() <= radii[1]
+    # area-uniform: r^2 is uniform on [r_min^2, r_max^2]; the azimuth is uniform
+    assert stats.kstest((r ** 2 - radii[0] ** 2) / (radii[1] ** 2 - radii[0] ** 2), "uniform").pvalue > 0.01
+    assert stats.kstest(np.mod(np.arctan2(xy[:, 1], xy[:, 0]), 2 * np.pi) / (2 * np.pi), "uniform").pvalue > 0.01
+    np.testing.assert_array_equal(annulus_positions(radii, 100, 50, 3), xy[100:150])  # shard-stable
+    start, n, seed = 1, 3, 4
+    ht = generate_samples(get_recipe(INDOOR, ue_annulus=(5.0, 9.0)), start, n, seed)["HT"]
+    h = _hand_angular_delay(INDOOR, start, n, seed, ue_annulus=(5.0, 9.0))
+    np.testing.assert_allclose(ht, _to_csi(h, 0.5 / _peak(h)), rtol=0, atol=1e-6)
+
+
+def test_recipe_settings_round_trip_through_json():
+    recipe = get_recipe(INDOOR, ue_annulus=(1.0, 8.0), delay_offset=5e-8)
+    settings = json.loads(json.dumps(recipe.settings()))
+    assert settings == recipe.settings()
+    name = settings.pop("name")
+    assert get_recipe(name, **settings) == recipe
+    for bad in ({"angle_order": "fftshift"}, {"delay_offset": -1e-9}, {"delay_offset": float("nan")},
+                {"ue_annulus": (9.0, 2.0)}, {"ue_annulus": (1.0,)}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            get_recipe(INDOOR, **bad)
 
 
 def test_first_path_timing_moves_outdoor_energy_to_the_first_taps():
@@ -174,7 +245,8 @@ def test_first_path_timing_moves_outdoor_energy_to_the_first_taps():
     taps = np.arange(32)
     mean_tap = {}
     for timing in ("first-path", "absolute"):
-        ht = generate_samples(get_recipe("cost2100-outdoor-los", timing=timing), 0, 20, 2)["HT"]
+        recipe = get_recipe("cost2100-outdoor-los", timing=timing, bandwidth=20e6, delay_offset=0.0)
+        ht = generate_samples(recipe, 0, 20, 2)["HT"]
         power = ((ht.astype(np.float64) - 0.5) ** 2).sum(axis=(1, 2))  # [n, delay]
         mean_tap[timing] = (power * taps).sum(axis=1) / power.sum(axis=1)
     assert (mean_tap["first-path"] < mean_tap["absolute"]).mean() >= 0.9
@@ -183,7 +255,7 @@ def test_first_path_timing_moves_outdoor_energy_to_the_first_taps():
 
 def test_fixed_scaling():
     start, n, seed = 0, 3, 4
-    h = _hand_angular_delay("indoor_hall_5ghz", start, n, seed)
+    h = _hand_angular_delay(INDOOR, start, n, seed)
     scale = float(0.4 / _peak(h).max())  # one global scale that keeps every sample inside [0, 1]
     ht = generate_samples(get_recipe(INDOOR, scaling=scale), start, n, seed)["HT"]
     np.testing.assert_allclose(ht, _to_csi(h, scale), rtol=0, atol=1e-6)
@@ -302,7 +374,7 @@ def test_other_settings_are_refused_and_files_left_untouched(base_copy):
     attempts = [
         ({"seed": SEED + 1}, "another recipe, seed or format"),
         ({"recipe": "cost2100-outdoor"}, "another recipe, seed or format"),
-        ({"timing": "absolute"}, "another recipe, seed or format"),
+        ({"timing": "first-path"}, "another recipe, seed or format"),
         ({"format": "mat"}, "another recipe, seed or format"),
         ({"samples": 31}, "already holds a train split of 30 samples in 3 shards"),
         ({"shards": 2}, "already holds a train split of 30 samples in 3 shards"),
@@ -543,6 +615,20 @@ def test_cli_data_generate_and_stats(tmp_path, capsys):
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_cli_data_generate_takes_the_calibration_settings(tmp_path):
+    directory = tmp_path / "S"
+    args = ["data", "generate", INDOOR, "--samples", "4", "--out", str(directory), "--workers", "1",
+            "--timing", "first-path", "--angle-order", "dft", "--bandwidth", "2e7", "--delay-offset", "5e-8",
+            "--ue-annulus", "2", "7"]
+    assert main(args) == 0
+    recipe = read_manifest(directory)["recipe"]
+    assert (recipe["timing"], recipe["angle_order"], recipe["bandwidth"], recipe["delay_offset"],
+            recipe["ue_annulus"]) == ("first-path", "dft", 2e7, 5e-8, [2.0, 7.0])
+    name = recipe.pop("name")
+    expected = generate_samples(get_recipe(name, **recipe), 0, 4, split_seed(0, "train"))["HT"]
+    np.testing.assert_array_equal(load_shards(directory, "train"), expected)
+
+
 def test_cli_data_errors(tmp_path, capsys):
     out = str(tmp_path / "E")
     cases = [
@@ -550,6 +636,8 @@ def test_cli_data_errors(tmp_path, capsys):
         ([INDOOR, "--samples", "5", "--scaling", "big"], "--scaling must be 'peak' or a positive number"),
         ([INDOOR, "--samples", "5", "--scaling", "-2"], "`scaling` must be 'peak' or a positive number"),
         ([INDOOR, "--samples", "0"], "`samples` must be an int >= 1"),
+        ([INDOOR, "--samples", "5", "--ue-annulus", "9", "2"], "`ue_annulus` must be None or (r_min, r_max)"),
+        ([INDOOR, "--samples", "5", "--delay-offset=-1e-9"], "`delay_offset` must be a finite number"),
     ]
     for args, message in cases:
         assert main(["data", "generate", *args, "--out", out, "--workers", "1"]) == 2
@@ -560,3 +648,21 @@ def test_cli_data_errors(tmp_path, capsys):
     assert not Path(out).exists()
     assert main(["data", "stats", str(tmp_path)]) == 2
     assert "No manifest.json" in capsys.readouterr().err
+
+
+def test_channel_statistics_redraws_the_drops_with_the_datasets_own_settings(tmp_path, monkeypatch):
+    from mimokd.channels import dataset_stats
+
+    directory = tmp_path / "annulus"
+    _write(directory, 4, 1, ue_annulus=(3.0, 6.0))
+    seen = {}
+    original = cost2100_model.generate_drops
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dataset_stats.cost2100_model, "generate_drops", spy)
+    channel_statistics(directory, drops=5)
+    radii = np.hypot(*np.asarray(seen["ue_positions"]).T)
+    assert radii.shape == (5,) and radii.min() >= 3.0 and radii.max() <= 6.0

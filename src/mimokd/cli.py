@@ -15,6 +15,9 @@
     mimokd import csinet-keras --json model_CsiNet_indoor_dim128.json --h5 model_CsiNet_indoor_dim128.h5 \
         --out csinet16.keras                                 # the CsiNet authors' Keras 2 weights
     mimokd import torch --model crnet --checkpoint in_04.pth --out crnet4.keras   # PyTorch CRNet / BCRNet
+    mimokd pretrained list               # the pretrained weights: recipe, NMSE, rho, the paper's figure
+    mimokd pretrained download crnet_cui-cr16-cost2100-indoor   # into the cache, sha256-verified
+    mimokd pretrained verify             # sha256 of every offline / checkout / cache copy
 
 Run ``mimokd <command> --help`` for each command's options.
 """
@@ -104,6 +107,11 @@ def cmd_models(args):
     from mimokd.tables import markdown_table
 
     print(markdown_table(zoo_complexity_table(args.cr), COMPLEXITY_COLUMNS), end="")
+    from mimokd.pretrained.registry import list_entries, registry_table
+
+    entries = [e for e in list_entries() if e.cr in args.cr]
+    print("\nPretrained weights (`mimokd pretrained list`; create_model(name, cr=..., weights=dataset)):")
+    print(registry_table(registry=entries) if entries else "none registered at these ratios yet.\n", end="")
 
 
 def cmd_generate(args):
@@ -133,7 +141,9 @@ def cmd_data_generate(args):
     written = write_dataset(args.scenario, args.out, samples=args.samples, split=args.split, seed=args.seed,
                             shards=args.shards, shard_ids=shard_ids, workers=args.workers, format=args.format,
                             bandwidth=args.bandwidth, timing=args.timing, scaling=_scaling(args.scaling),
-                            steering_sign=args.steering_sign)
+                            steering_sign=args.steering_sign, angle_order=args.angle_order,
+                            delay_offset=args.delay_offset,
+                            ue_annulus=None if args.ue_annulus is None else tuple(args.ue_annulus))
     print(f"wrote {len(written)} file(s) to {args.out}" + ("" if written else " (all present, skipped)"))
 
 
@@ -343,6 +353,59 @@ def cmd_import(args):
         model.save(tmp)
     print(f"imported {source}: {model.name}, compression 1/{model.cr}, {model.count_params():,} weights")
     print(f"wrote {out}")
+
+
+def _entries_arg(args):
+    from mimokd.pretrained.registry import get_entry, list_entries
+
+    if getattr(args, "all", False) and args.entries:
+        raise ValueError("give entry names or --all, not both")
+    return list_entries() if getattr(args, "all", False) or not args.entries else [get_entry(e) for e in args.entries]
+
+
+def cmd_pretrained_list(args):
+    from mimokd.pretrained.registry import registry_table
+
+    print(registry_table(model=args.model, dataset=args.dataset), end="")
+
+
+def cmd_pretrained_download(args):
+    from mimokd.pretrained.storage import CACHE, check_file, download_entry, locate
+
+    if not args.entries and not args.all:
+        raise ValueError("name the entries to download (`mimokd pretrained list`), or pass --all")
+    entries = _entries_arg(args)
+    if not entries:
+        print("No pretrained weights are registered yet; nothing to download.")
+    for entry in entries:
+        cached = [p for p in locate(entry, cache_dir=args.cache_dir) if p.where == CACHE][0].path
+        state = "already cached" if check_file(entry, cached).status == "OK" else "downloaded"
+        path = download_entry(entry, cache_dir=args.cache_dir)  # refuses a cached copy that does not match
+        print(f"{entry.name}: {state}, sha256 verified: {path}")
+
+
+def cmd_pretrained_verify(args):
+    from mimokd.pretrained.storage import verify_entries
+
+    entries = _entries_arg(args)
+    if not entries:
+        print("No pretrained weights are registered yet; nothing to verify.")
+        return 0
+    checks = verify_entries(entries, weights_dir=args.weights_dir, cache_dir=args.cache_dir)
+    for entry in entries:
+        print(entry.name)
+        for c in (c for c in checks if c.entry == entry.name):
+            found = f" (sha256 {c.sha256}, {c.size:,} bytes; expected {entry.sha256}, {entry.size:,})" if c.status == "MISMATCH" else ""
+            print(f"  {c.where:<8}  {c.status:<8}  {c.path}{found}")
+    bad = [c for c in checks if c.status == "MISMATCH"]
+    none = [e.name for e in entries if not any(c.entry == e.name and c.status == "OK" for c in checks)]
+    print(f"{len(entries)} entries, {sum(c.status == 'OK' for c in checks)} copies OK, {len(bad)} MISMATCH; "
+          f"no verified copy here of: {', '.join(none) or 'none'}")
+    if bad:
+        print(f"error: {len(bad)} file(s) do not match the registry's sha256; they were neither loaded nor "
+              "changed: delete or replace them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _models_to_export(args):
@@ -565,8 +628,16 @@ def build_parser():
     a.add_argument("--shard-ids", nargs="+", default=None, metavar="K", help="write only these shards")
     a.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     a.add_argument("--format", default="npz", choices=("npz", "mat"), help="(default: npz)")
-    a.add_argument("--bandwidth", type=float, default=None, help="[Hz] (default: the recipe's, 20 MHz for COST 2100)")
-    a.add_argument("--timing", default=None, choices=("first-path", "absolute"), help="delay origin (COST 2100)")
+    a.add_argument("--bandwidth", type=float, default=None,
+                   help="[Hz] (default: the recipe's; `mimokd data list` shows the COST 2100 ones)")
+    a.add_argument("--timing", default=None, choices=("first-path", "absolute"),
+                   help="delay origin (COST 2100; default absolute)")
+    a.add_argument("--delay-offset", type=float, default=None,
+                   help="[s] added to every delay: the window opens this long before the origin (COST 2100)")
+    a.add_argument("--angle-order", default=None, choices=("centered", "dft"),
+                   help="angle rows: centered (broadside in the middle, default) or dft (broadside first)")
+    a.add_argument("--ue-annulus", type=float, nargs=2, default=None, metavar=("R_MIN", "R_MAX"),
+                   help="[m] UE uniform in this annulus around the BS instead of the square (COST 2100)")
     a.add_argument("--scaling", default=None, help="'peak' (per sample, default) or a global scale factor")
     a.add_argument("--steering-sign", type=int, default=None, choices=(1, -1), help="BS array sign (COST 2100)")
     a.set_defaults(func=cmd_data_generate)
@@ -744,6 +815,30 @@ def build_parser():
     s.add_argument("--out", required=True, help="the .keras file to write")
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser(
+        "pretrained",
+        help="pretrained weights: list the registry, download into the cache, verify sha256",
+        description="The registry of pretrained weights (create_model(name, cr=..., weights=dataset)). Files are "
+        "looked up in --weights-dir / $MIMOKD_WEIGHTS_DIR, the checkout's pretrained/weights/, then the cache "
+        "(--cache-dir / $MIMOKD_CACHE_DIR, default ~/.keras/mimokd), and downloaded from $MIMOKD_WEIGHTS_URL or "
+        "the repository's release tag. A file whose sha256 does not match is never loaded nor overwritten.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="action")
+    a = actions.add_parser("list", help="the registry as a table: recipe, NMSE (both conventions), rho, paper")
+    a.add_argument("--model", default=None, help="only this model, e.g. crnet_cui")
+    a.add_argument("--dataset", default=None, help="only this dataset, e.g. cost2100-indoor")
+    a.set_defaults(func=cmd_pretrained_list)
+    a = actions.add_parser("download", help="download entries into the cache (sha256-verified)")
+    a.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names, e.g. crnet_cui-cr16-cost2100-indoor")
+    a.add_argument("--all", action="store_true", help="every registered entry")
+    a.add_argument("--cache-dir", default=None, help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
+    a.set_defaults(func=cmd_pretrained_download)
+    a = actions.add_parser("verify", help="check the sha256 of every local copy: OK, missing or MISMATCH (exit 1)")
+    a.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names (default: all)")
+    a.add_argument("--weights-dir", default=None, help="offline copies (default: $MIMOKD_WEIGHTS_DIR)")
+    a.add_argument("--cache-dir", default=None, help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
+    a.set_defaults(func=cmd_pretrained_verify)
+
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")
     _add_data_args(p, {"test": 2000})
@@ -755,7 +850,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        args.func(args)
+        status = args.func(args) or 0  # a command may return an exit status (pretrained verify: 1)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -765,7 +860,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 3
     print(f"done in {time.perf_counter() - start:.1f} s")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -29,16 +29,50 @@ def plot_training_curves(logs, path, metrics=("nmse", "val_nmse")):
     _finish(fig, ax, path, "epoch", "NMSE (dB)" if all("nmse" in m for m in metrics) else "value")
 
 
-def _finish(fig, ax, path, xlabel, ylabel):
-    """Label, grid and legend ``ax``; write ``fig`` to ``path`` as a PNG (atomically); close it."""
+def _label(ax, xlabel, ylabel, fontsize=8):
+    """Axis labels, a light grid and the legend."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=fontsize)
+
+
+def _save(fig, path):
+    """Write ``fig`` to ``path`` as a PNG (atomically) and close it."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def _finish(fig, ax, path, xlabel, ylabel):
+    """Label, grid and legend ``ax``; write ``fig`` to ``path`` as a PNG (atomically); close it."""
+    _label(ax, xlabel, ylabel)
+    _save(fig, path)
+
+
+def plot_delay_profiles(rows, path):
+    """The delay profiles of :mod:`mimokd.channels.fidelity`, one panel per scenario.
+
+    Args:
+        rows: rows of :func:`mimokd.channels.fidelity.fidelity_table` (``scenario``, ``cr``,
+            ``profile_original`` and ``profile_ours``: ``[32]`` shares, ``profile_tv``); rows without
+            ``profile_ours`` (skipped models) are left out.
+        path: the PNG to write (atomically). Solid: the original's profile implied by the model's
+            first BatchNorm; dashed: ours, per compression ratio.
+    """
+    rows = [r for r in rows if r.get("profile_ours") is not None]
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.2 * len(scenarios), 3.8), dpi=120, squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios):
+        for k, row in enumerate(r for r in rows if r["scenario"] == scenario):
+            columns = range(len(row["profile_ours"]))
+            ax.plot(columns, row["profile_original"], "-", color=f"C{k}", label=f"1/{row['cr']} original (BN)")
+            ax.plot(columns, row["profile_ours"], "--", color=f"C{k}",
+                    label=f"1/{row['cr']} ours (TV {row['profile_tv']:.2f})")
+        ax.set_title(scenario)
+        _label(ax, "delay column", "share of excess variance", fontsize=7)
+    _save(fig, path)
 
 
 def plot_sweep(values, series, path, xlabel, ylabel="NMSE (dB)"):
