@@ -1,7 +1,8 @@
 """The CSI-feedback model zoo: CsiNet, CRNet, BCRNet, Cui et al.'s CRNet and CRNet-SE.
 
 Every model is a :class:`CsiAutoencoder` whose ``encoder`` (UE) and ``decoder`` (BS) are separate
-Keras models sharing its weights. Build them by name with :func:`create_model`.
+Keras models sharing its weights. Build them by name with :func:`create_model`, untrained or with
+registered pretrained weights (``weights="cost2100-indoor"``, see :mod:`mimokd.pretrained`).
 """
 
 from mimokd.zoo.autoencoder import ComposedAutoencoder, CsiAutoencoder
@@ -11,6 +12,7 @@ from mimokd.zoo.layers import BinarizedDense, ReZero, ste_sign
 from mimokd.zoo.registry import (
     COMPRESSION_RATIOS,
     PRESETS,
+    accepted_overrides,
     create_model,
     list_models,
     model_pairs,
@@ -26,6 +28,7 @@ __all__ = [
     "CsiAutoencoder",
     "CsiNet",
     "ReZero",
+    "accepted_overrides",
     "create_model",
     "list_models",
     "model_pairs",

@@ -9,9 +9,11 @@ Examples:
     ['bcrnet', 'crnet', 'crnet_cui', 'crnet_se', 'csinet', 'csinet_authors']
     >>> student = create_model("bcrnet", cr=4)
     >>> teacher = create_model(teacher_of("bcrnet"), cr=4)   # CRNet, the teacher of Lu et al.
+    >>> pretrained = create_model("crnet_cui", cr=16, weights="cost2100-indoor")  # a registered entry
 """
 
 import fnmatch
+import inspect
 from dataclasses import dataclass, field
 
 from mimokd.zoo.crnet import CRNet
@@ -87,22 +89,71 @@ def list_models(pattern="*"):
     return sorted(n for n in PRESETS if fnmatch.fnmatch(n, pattern))
 
 
-def create_model(name, *, cr=4, height=32, width=32, **overrides):
-    """Build a registered model.
+_GEOMETRY = ("cr", "height", "width")
+_LOADING = ("weights", "weights_dir", "cache_dir")
+
+
+def accepted_overrides(name):
+    """The constructor arguments ``create_model(name, ...)`` accepts as overrides, sorted: the
+    model family's keyword arguments (e.g. CRNet's ``crblock_width``) and ``name``."""
+    family = _preset(name).family
+    params = inspect.signature(family.__init__).parameters.values()
+    own = {p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+    return sorted((own - {"self", *_GEOMETRY}) | {"name"})
+
+
+def create_model(name, /, *, cr=4, height=32, width=32, weights=None, weights_dir=None, cache_dir=None,
+                 **overrides):
+    """Build a registered model, untrained or with pretrained weights.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models` (positional: ``name=`` among the overrides names the
+            Keras model, default ``f"{name}_cr{cr}"``).
         cr: compression ratio 1/gamma (the presets are studied at 4, 8, 16, 32, 64).
         height, width: CSI size ``[2, height, width]`` (32 x 32 for COST2100).
-        **overrides: constructor arguments that replace the preset's (e.g. ``crblock_width=16``).
+        weights: ``None`` (untrained), a dataset with registered weights for this model and ratio
+            (``"cost2100-indoor"``: the entry ``f"{name}-cr{cr}-{dataset}"`` of
+            :mod:`mimokd.pretrained.registry`), that entry's name, or the path of a
+            ``.weights.h5`` file (``model.save_weights`` or
+            :func:`~mimokd.pretrained.storage.save_entry_weights`). A registered file is found in
+            ``weights_dir`` / ``$MIMOKD_WEIGHTS_DIR``, then the checkout's ``pretrained/weights/``,
+            then the cache, else downloaded into the cache, and its sha256 is verified first
+            (:class:`~mimokd.pretrained.storage.ChecksumError` if it does not match).
+        weights_dir: a folder of offline copies of entry files (default ``$MIMOKD_WEIGHTS_DIR``).
+        cache_dir: the download cache (default ``$MIMOKD_CACHE_DIR``, else ``~/.keras/mimokd``).
+        **overrides: constructor arguments of the model's family that replace the preset's (e.g.
+            ``crblock_width=16``; :func:`accepted_overrides` lists them); any other keyword is an
+            error. Registered weights take no architecture overrides.
 
     Returns:
-        an untrained :class:`~mimokd.zoo.autoencoder.CsiAutoencoder` named ``f"{name}_cr{cr}"``.
+        a :class:`~mimokd.zoo.autoencoder.CsiAutoencoder` named ``f"{name}_cr{cr}"``.
     """
     preset = _preset(name)
+    accepted = accepted_overrides(name)
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"create_model({name!r}) got unknown keyword arguments {unknown}. It accepts "
+            f"{', '.join(_GEOMETRY + _LOADING)} and the {preset.family.__name__} arguments "
+            f"{', '.join(accepted)}. Received: {', '.join(f'{k}={overrides[k]!r}' for k in unknown)}"
+        )
+    path = None
+    if weights is not None:  # resolve (and verify, or download) before building anything
+        from mimokd.pretrained.storage import resolve_weights
+
+        path = resolve_weights(name, cr, weights, height=height, width=width, overrides=overrides,
+                               weights_dir=weights_dir, cache_dir=cache_dir)
+    elif weights_dir is not None or cache_dir is not None:
+        raise ValueError(f"weights_dir= and cache_dir= apply to weights=; received weights=None, "
+                         f"weights_dir={weights_dir!r}, cache_dir={cache_dir!r}")
     kwargs = {**preset.kwargs, **overrides}
     kwargs.setdefault("name", f"{name}_cr{cr}")
-    return preset.family(cr=cr, height=height, width=width, **kwargs)
+    model = preset.family(cr=cr, height=height, width=width, **kwargs)
+    if path is not None:
+        from mimokd.pretrained.storage import load_entry_weights
+
+        load_entry_weights(model, path)
+    return model
 
 
 def teacher_of(name):

@@ -111,7 +111,8 @@ def cmd_models(args):
 
     entries = [e for e in list_entries() if e.cr in args.cr]
     print("\nPretrained weights (`mimokd pretrained list`; create_model(name, cr=..., weights=dataset)):")
-    print(registry_table(registry=entries) if entries else "none registered at these ratios yet.\n", end="")
+    empty = "none registered at these ratios yet.\n" if list_entries() else "none registered yet.\n"
+    print(registry_table(registry=entries) if entries else empty, end="")
 
 
 def cmd_generate(args):
@@ -370,7 +371,7 @@ def cmd_pretrained_list(args):
 
 
 def cmd_pretrained_download(args):
-    from mimokd.pretrained.storage import CACHE, check_file, download_entry, locate
+    from mimokd.pretrained.storage import cache_dir_path, check_file, download_entry
 
     if not args.entries and not args.all:
         raise ValueError("name the entries to download (`mimokd pretrained list`), or pass --all")
@@ -378,10 +379,9 @@ def cmd_pretrained_download(args):
     if not entries:
         print("No pretrained weights are registered yet; nothing to download.")
     for entry in entries:
-        cached = [p for p in locate(entry, cache_dir=args.cache_dir) if p.where == CACHE][0].path
-        state = "already cached" if check_file(entry, cached).status == "OK" else "downloaded"
+        cached = check_file(entry, cache_dir_path(args.cache_dir) / entry.file).status == "OK"
         path = download_entry(entry, cache_dir=args.cache_dir)  # refuses a cached copy that does not match
-        print(f"{entry.name}: {state}, sha256 verified: {path}")
+        print(f"{entry.name}: {'already cached' if cached else 'downloaded'}, sha256 verified: {path}")
 
 
 def cmd_pretrained_verify(args):
@@ -395,12 +395,14 @@ def cmd_pretrained_verify(args):
     for entry in entries:
         print(entry.name)
         for c in (c for c in checks if c.entry == entry.name):
-            found = f" (sha256 {c.sha256}, {c.size:,} bytes; expected {entry.sha256}, {entry.size:,})" if c.status == "MISMATCH" else ""
+            found = (f" (sha256 {c.sha256}, {c.size:,} bytes; expected {entry.sha256}, {entry.size:,})"
+                     if c.status == "MISMATCH" else "")
             print(f"  {c.where:<8}  {c.status:<8}  {c.path}{found}")
     bad = [c for c in checks if c.status == "MISMATCH"]
     none = [e.name for e in entries if not any(c.entry == e.name and c.status == "OK" for c in checks)]
-    print(f"{len(entries)} entries, {sum(c.status == 'OK' for c in checks)} copies OK, {len(bad)} MISMATCH; "
-          f"no verified copy here of: {', '.join(none) or 'none'}")
+    counts = {status: sum(c.status == status for c in checks) for status in ("OK", "missing", "MISMATCH")}
+    print(f"{len(entries)} entries: {counts['OK']} copies OK, {counts['missing']} missing, {counts['MISMATCH']} "
+          "MISMATCH" + (f"; no verified copy here of {', '.join(none)}" if none else ""))
     if bad:
         print(f"error: {len(bad)} file(s) do not match the registry's sha256; they were neither loaded nor "
               "changed: delete or replace them", file=sys.stderr)

@@ -1,0 +1,303 @@
+"""The registry of pretrained weights, as data: one :class:`PretrainedEntry` per (model preset,
+compression ratio, dataset), with its file's sha256, size and URL, the recipe that trained it and
+the metrics we measured from the stored file.
+
+Entries are named ``"{model}-cr{cr}-{dataset}"`` (e.g. ``crnet_cui-cr16-cost2100-indoor``) and
+their files ``"{name}.weights.h5"``: Keras ``save_weights`` files, usually stored as float16
+(:func:`mimokd.pretrained.storage.save_entry_weights`). The files live in the repository under
+``pretrained/weights/`` (not in the wheel); each is fetched from the repository's raw files at a
+release tag (:data:`BASE_URL`, :data:`RELEASE_TAG`), or from the mirror named by the
+``MIMOKD_WEIGHTS_URL`` environment variable.
+
+Every function takes ``registry=None``: the module's :data:`ENTRIES` (read at call time, so a test
+or a lab's private registry can swap it), or any iterable of entries.
+
+Examples:
+    >>> from mimokd.pretrained import get_entry, list_entries, registry_table
+    >>> list_entries(model="crnet_cui")               # [PretrainedEntry(...), ...]
+    >>> entry = get_entry(("crnet_cui", 16, "cost2100-indoor"))   # or get_entry("crnet_cui-cr16-cost2100-indoor")
+    >>> entry.metrics.nmse_db, entry.url
+    >>> print(registry_table())                       # the markdown table of `mimokd pretrained list`
+"""
+
+import os
+import re
+from dataclasses import MISSING, dataclass, fields
+
+from mimokd import __version__
+
+# The release whose tree holds the files of this registry: a version's registry only names files
+# committed by that version, so the installed package downloads from its own tag. An entry whose
+# file was released at another tag says so in ``PretrainedEntry.tag``.
+RELEASE_TAG = f"v{__version__}"
+BASE_URL = "https://raw.githubusercontent.com/mimokd/mimokd/{tag}/pretrained/weights/"
+ENV_WEIGHTS_URL = "MIMOKD_WEIGHTS_URL"  # a mirror's base URL (may contain "{tag}"), e.g. a loopback server
+
+DTYPES = ("float16", "float32")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"(?P<model>[A-Za-z0-9_]+)-cr(?P<cr>[0-9]+)-(?P<dataset>.+)")
+
+
+class UnknownEntryError(ValueError):
+    """No registered entry matches: the message lists what the registry holds."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an entry was trained: enough to re-create it (``mimokd pretrained build``)."""
+
+    data: str  # the data recipe (`mimokd data list`), e.g. "cost2100-indoor"
+    data_seed: int  # the dataset seed (each split derives its own)
+    train_samples: int
+    epochs: int
+    batch_size: int
+    schedule: str  # e.g. "warm-up cosine, peak 2e-3, floor 5e-5, 5 warm-up epochs"
+    method: str = "vanilla"  # "vanilla" or a KD method of `mimokd distill` (e.g. "codeword-mimic")
+    teacher: str | None = None  # the teacher's entry name, for students trained by KD
+    seed: int = 0  # the training seed
+    val_samples: int | None = None
+    commit: str = ""  # the code commit that trained it
+    machine: str = ""  # machine and budget, stated honestly, e.g. "1x H100, 40 min (paper: 1000 epochs)"
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Measured by us from the stored file on the fixed test split of the entry's dataset."""
+
+    nmse_db: float  # NMSE in dB, global convention: 10 log10(sum |H - H^|^2 / sum |H|^2)
+    nmse_db_per_batch: float  # the mean of per-batch dB values (the reference code's convention)
+    rho: float  # cosine similarity
+    test_samples: int
+    test_split: str = ""  # how the split is made, e.g. "cost2100-indoor test, seed 0"
+    paper_nmse_db: float | None = None  # the paper's figure for the same model and ratio, if any
+    paper_source: str = ""  # e.g. "Lu et al., Table II"
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """One pretrained model: ``create_model(model, cr=cr, weights=dataset)`` loads it."""
+
+    model: str  # a preset of mimokd.zoo (list_models())
+    cr: int
+    dataset: str  # e.g. "cost2100-indoor"
+    file: str  # the file name, "{name}.weights.h5"
+    sha256: str  # of the file as stored
+    size: int  # bytes
+    recipe: Recipe
+    metrics: Metrics
+    dtype: str = "float16"  # how the weights are stored (loaded as float32)
+    height: int = 32
+    width: int = 32
+    tag: str | None = None  # the release tag whose tree holds the file (None: RELEASE_TAG)
+
+    def __post_init__(self):
+        problems = []
+        if isinstance(self.cr, bool) or not isinstance(self.cr, int) or self.cr < 1:
+            problems.append(f"cr must be a positive integer, got {self.cr!r}")
+        if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256):
+            problems.append(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size <= 0:
+            problems.append(f"size must be a positive number of bytes, got {self.size!r}")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not self.file.endswith(".weights.h5") or "/" in self.file or "\\" in self.file:
+            problems.append(f"file must be a bare '*.weights.h5' name, got {self.file!r}")
+        if not self.dataset or "/" in self.dataset:
+            problems.append(f"dataset must be a name such as 'cost2100-indoor', got {self.dataset!r}")
+        if problems:
+            raise ValueError(f"Invalid pretrained entry {self.model}-cr{self.cr}-{self.dataset}: "
+                             + "; ".join(problems))
+
+    @property
+    def name(self):
+        return entry_name(self.model, self.cr, self.dataset)
+
+    @property
+    def url(self):
+        """Where the file is downloaded from: ``MIMOKD_WEIGHTS_URL`` (if set) or :data:`BASE_URL`,
+        at the entry's release tag, plus the file name."""
+        base = os.environ.get(ENV_WEIGHTS_URL) or BASE_URL
+        base = base.replace("{tag}", self.tag or RELEASE_TAG)
+        return base.rstrip("/") + "/" + self.file
+
+
+def entry_name(model, cr, dataset):
+    """``"{model}-cr{cr}-{dataset}"``, e.g. ``crnet_cui-cr16-cost2100-indoor``."""
+    return f"{model}-cr{cr}-{dataset}"
+
+
+def parse_entry_name(name):
+    """``(model, cr, dataset)`` of an entry name, or None if ``name`` is not of that form."""
+    parsed = _NAME.fullmatch(str(name))
+    return (parsed["model"], int(parsed["cr"]), parsed["dataset"]) if parsed else None
+
+
+def entry_file_name(model, cr, dataset):
+    """The file name of an entry: ``"{model}-cr{cr}-{dataset}.weights.h5"``."""
+    return entry_name(model, cr, dataset) + ".weights.h5"
+
+
+# The registered entries. Each one's file is committed once, when final, under pretrained/weights/
+# (stanzas come from mimokd.pretrained.storage.entry_stanza); tests/test_pretrained.py checks every
+# entry against its file.
+ENTRIES = ()
+
+
+def _entries(registry):
+    entries = ENTRIES if registry is None else tuple(registry)
+    names = [e.name for e in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"The pretrained registry names some entries twice: {duplicates}")
+    return entries
+
+
+def list_entries(model=None, dataset=None, cr=None, *, registry=None):
+    """Registered entries, sorted by model, dataset and ratio, optionally filtered."""
+    return sorted(
+        (e for e in _entries(registry)
+         if (model is None or e.model == model) and (dataset is None or e.dataset == dataset)
+         and (cr is None or e.cr == cr)),
+        key=lambda e: (e.model, e.dataset, e.cr),
+    )
+
+
+def _join(items):
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _availability(entries):
+    """``"cost2100-indoor at cr 4, 16 and cost2100-outdoor at cr 16"``."""
+    by_dataset = {}
+    for e in entries:
+        by_dataset.setdefault(e.dataset, []).append(e.cr)
+    return _join(f"{d} at cr {', '.join(str(c) for c in sorted(crs))}" for d, crs in sorted(by_dataset.items()))
+
+
+def _not_found(model, cr, dataset, entries):
+    if not entries:
+        return UnknownEntryError(
+            "No pretrained weights are registered yet (mimokd.pretrained.registry.ENTRIES is empty). "
+            f"Received: model={model!r}, cr={cr}, dataset={dataset!r}")
+    of_model = [e for e in entries if e.model == model]
+    if not of_model:
+        models = sorted({e.model for e in entries})
+        return UnknownEntryError(
+            f"{model} has no pretrained weights; the registry has weights for {_join(models)} "
+            f"(`mimokd pretrained list`). Received: model={model!r}, cr={cr}, dataset={dataset!r}")
+    what = (f"cr {cr}" if any(e.dataset == dataset for e in of_model)
+            else f"dataset {dataset!r}" + (f" at cr {cr}" if cr is not None else ""))
+    return UnknownEntryError(f"{model} has pretrained weights for {_availability(of_model)} only; received {what}")
+
+
+def find_entry(model, cr, dataset, *, registry=None):
+    """The entry of ``model`` at ratio ``cr`` trained on ``dataset``; an error lists what exists."""
+    entries = _entries(registry)
+    for e in entries:
+        if (e.model, e.cr, e.dataset) == (model, cr, dataset):
+            return e
+    raise _not_found(model, cr, dataset, entries)
+
+
+def get_entry(key, *, registry=None):
+    """An entry by name (``"crnet_cui-cr16-cost2100-indoor"``) or by ``(model, cr, dataset)``.
+
+    Raises:
+        UnknownEntryError: no such entry; the message says which ratios and datasets the model
+            has (or which entries exist).
+    """
+    if isinstance(key, PretrainedEntry):
+        return key
+    if isinstance(key, tuple):
+        if len(key) != 3:
+            raise ValueError(f"An entry key is (model, cr, dataset). Received: {key!r}")
+        return find_entry(*key, registry=registry)
+    entries = _entries(registry)
+    for e in entries:
+        if e.name == key:
+            return e
+    parsed = parse_entry_name(key)
+    if parsed:
+        raise _not_found(*parsed, entries)
+    known = ", ".join(e.name for e in list_entries(registry=entries)) or "none: the registry is empty"
+    raise UnknownEntryError(
+        f"Unknown pretrained entry {key!r}: expected a name '<model>-cr<ratio>-<dataset>' "
+        f"(`mimokd pretrained list`). Registered entries: {known}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of `mimokd pretrained list`, `mimokd models` and the README
+# ---------------------------------------------------------------------------------------------
+
+REGISTRY_COLUMNS = [
+    ("name", "entry"),
+    ("ratio", "ratio"),
+    ("dataset", "dataset"),
+    ("nmse", "NMSE dB (global)"),
+    ("nmse_pb", "NMSE dB (per batch)"),
+    ("rho", "rho"),
+    ("paper", "paper NMSE dB"),
+    ("training", "training"),
+    ("budget", "machine / budget"),
+    ("stored", "stored"),
+]
+
+
+def _mb(size):
+    return f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
+def registry_rows(*, registry=None, model=None, dataset=None, cr=None):
+    """One dict per entry with the cells of :data:`REGISTRY_COLUMNS`."""
+    rows = []
+    for e in list_entries(model, dataset, cr, registry=registry):
+        r, m = e.recipe, e.metrics
+        method = r.method + (f" from {r.teacher}" if r.teacher else "")
+        paper = "" if m.paper_nmse_db is None else f"{m.paper_nmse_db:.2f}" + (
+            f" ({m.paper_source})" if m.paper_source else "")
+        rows.append(dict(
+            name=e.name, ratio=f"1/{e.cr}", dataset=e.dataset,
+            nmse=f"{m.nmse_db:.2f}", nmse_pb=f"{m.nmse_db_per_batch:.2f}", rho=f"{m.rho:.4f}",
+            paper=paper,
+            training=f"{method}, {r.epochs} epochs x {r.train_samples:,} samples",
+            budget=r.machine, stored=f"{e.dtype}, {_mb(e.size)}",
+        ))
+    return rows
+
+
+def registry_table(*, registry=None, model=None, dataset=None, cr=None):
+    """The registry as a GitHub markdown table (a line saying so when it has no entries).
+
+    NMSE and rho are measured from the stored file on ``metrics.test_samples`` samples of the
+    dataset's fixed test split; "paper" is the paper's figure for the same model and ratio.
+    """
+    from mimokd.tables import markdown_table
+
+    rows = registry_rows(registry=registry, model=model, dataset=dataset, cr=cr)
+    if not rows:
+        return "No pretrained weights are registered" + (
+            " for this selection.\n" if _entries(registry) else " yet.\n")
+    return markdown_table(rows, REGISTRY_COLUMNS)
+
+
+def entry_stanza(entry, indent=4):
+    """Python source of ``entry`` to paste into :data:`ENTRIES` (fields at their default left out).
+
+    ``eval(entry_stanza(e)) == e`` with ``PretrainedEntry``, ``Recipe`` and ``Metrics`` in scope.
+    """
+    def render(obj, level):
+        pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+        lines = [f"{type(obj).__name__}("]
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if f.default is not MISSING and value == f.default:
+                continue
+            text = render(value, level + 1) if isinstance(value, (Recipe, Metrics)) else repr(value)
+            lines.append(f"{inner}{f.name}={text},")
+        lines.append(f"{pad})")
+        return "\n".join(lines)
+
+    return render(entry, 0)
+
