@@ -1,21 +1,31 @@
-"""The main job end to end at a tiny scale: data, three trainings, KD, export, tables."""
+"""The main job end to end at a tiny scale: data, the teacher (pretrained or trained), KD, export, tables."""
 
 import json
 
 import numpy as np
 
 from mimokd.pipeline import run_pipeline
+from mimokd.pretrained import registry
+from mimokd.pretrained.registry import Metrics, Recipe, entry_file_name
+from mimokd.pretrained.storage import make_entry, save_entry_weights
 from mimokd.train import TrainConfig
+from mimokd.train.vanilla import evaluate_autoencoder
+from mimokd.zoo import create_model
 
 
 def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path):
     rows = run_pipeline(
-        out_dir=tmp_path, cr=32, samples=(100, 50, 50), config=TrainConfig(epochs=1, batch_size=25),
+        out_dir=tmp_path, teacher="crnet", student="bcrnet", cr=32, samples=(100, 50, 50),
+        config=TrainConfig(epochs=1, batch_size=25),
     )
+    # no pretrained crnet at 1/32: the teacher is trained here
     assert [r["role"] for r in rows] == ["teacher", "student", "student, encoder-kd"]
     assert all(np.isfinite(r["nmse_db"]) for r in rows)
+    # the papers' figures (Lu et al. Table I, indoor COST2100) beside ours
+    assert [r["paper_nmse_db"] for r in rows] == [-8.93, -7.87, None]
 
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["data"] == "cost2100-indoor" and results["teacher_entry"] is None
     exported = {a["format"]: a for a in results["exported"]}
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
     assert exported == {a["format"]: a for a in manifest["artifacts"]}
@@ -28,5 +38,29 @@ def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path):
         assert abs(artifact["nmse_db_keras"] - rows[-1]["nmse_db"]) < 1e-3
         assert artifact["max_abs_diff"] <= artifact["allowed_abs_diff"]
     text = (tmp_path / "results.md").read_text()
-    assert "tflite-int8" in text and "student, encoder-kd" in text
+    assert "tflite-int8" in text and "student, encoder-kd" in text and "lower is better" in text
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pipeline_starts_from_a_registered_pretrained_teacher(tmp_path, monkeypatch):
+    # a registered crnet 1/64 entry whose file lies in an offline weights folder
+    teacher = create_model("crnet", cr=64)
+    weights = tmp_path / "weights"
+    path = weights / entry_file_name("crnet", 64, "cost2100-indoor")
+    save_entry_weights(teacher, path)
+    recipe = Recipe(data="cost2100-indoor", data_seed=0, train_samples=10, epochs=1, batch_size=5, schedule="test")
+    metrics = Metrics(nmse_db=0.0, nmse_db_per_batch=0.0, rho=0.0, test_samples=1)
+    monkeypatch.setattr(registry, "ENTRIES", (make_entry("crnet", 64, "cost2100-indoor", path, recipe=recipe,
+                                                         metrics=metrics),))
+    out = tmp_path / "run"
+    rows = run_pipeline(out_dir=out, cr=64, samples=(60, 30, 30), config=TrainConfig(epochs=1, batch_size=30),
+                        teacher="crnet", student="bcrnet", weights_dir=weights, method="output-kd")
+    assert [r["role"] for r in rows] == ["teacher (pretrained)", "student", "student, output-kd"]
+    assert not (out / "teacher_crnet_cr64").exists()  # not trained here
+    # the pretrained teacher's row is the stored weights' NMSE on the test split (float16 storage)
+    from mimokd.channels import load_csi
+
+    csi = load_csi(out / "data" / "DATA_Htestin.mat")
+    expected = evaluate_autoencoder(teacher, csi, batch_size=30)["nmse_db"]
+    assert abs(rows[0]["nmse_db"] - expected) < 0.05
+    assert json.loads((out / "results.json").read_text())["teacher_entry"] == "crnet-cr64-cost2100-indoor"

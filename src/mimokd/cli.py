@@ -18,6 +18,7 @@
     mimokd pretrained list               # the pretrained weights: recipe, NMSE, rho, the paper's figure
     mimokd pretrained download crnet_cui-cr16-cost2100-indoor   # into the cache, sha256-verified
     mimokd pretrained verify             # sha256 of every offline / checkout / cache copy
+    mimokd pretrained build crnet_cui-cr16-cost2100-indoor --work-dir runs/build   # re-create from its recipe
 
 Run ``mimokd <command> --help`` for each command's options.
 """
@@ -329,10 +330,13 @@ def cmd_pipeline(args):
         student=args.student,
         cr=args.cr,
         method=args.method,
+        data=args.data,
         samples=(args.train_samples, args.val_samples, args.test_samples),
         config=_train_config(args),
         seed=args.seed,
         strategy=args.strategy,
+        pretrained=args.pretrained,
+        weights_dir=args.weights_dir,
     )
 
 
@@ -382,6 +386,37 @@ def cmd_pretrained_download(args):
         cached = check_file(entry, cache_dir_path(args.cache_dir) / entry.file).status == "OK"
         path = download_entry(entry, cache_dir=args.cache_dir)  # refuses a cached copy that does not match
         print(f"{entry.name}: {'already cached' if cached else 'downloaded'}, sha256 verified: {path}")
+
+
+def cmd_pretrained_register(args):
+    import keras
+
+    from mimokd.pretrained.build import code_commit, measure_entry
+    from mimokd.pretrained.registry import Recipe, entry_stanza
+    from mimokd.zoo import create_model
+
+    if args.weights.endswith(".keras"):
+        trained = keras.saving.load_model(args.weights)
+    else:
+        trained = create_model(args.model, cr=args.cr)
+        trained.load_weights(args.weights)
+    recipe = Recipe(data=args.dataset, data_seed=args.seed, train_samples=args.train_samples, epochs=args.epochs,
+                    batch_size=args.batch_size, schedule=args.schedule, method=args.method, teacher=args.teacher,
+                    val_samples=args.val_samples, commit=code_commit(), machine=args.machine, notes=args.notes)
+    entry = measure_entry(args.model, args.cr, args.dataset, trained, recipe=recipe, test_samples=args.test_samples,
+                          out_dir=args.out_dir, paper_nmse_db=args.paper_nmse, paper_source=args.paper_source)
+    print(f"wrote {entry.file}; paste into mimokd/pretrained/registry.py ENTRIES:")
+    print(entry_stanza(entry))
+
+
+def cmd_pretrained_build(args):
+    from mimokd.pretrained.build import build_entry
+    from mimokd.pretrained.registry import entry_stanza
+
+    entry = build_entry(args.entry, work_dir=args.work_dir, out_dir=args.out_dir, epochs=args.epochs,
+                        workers=args.workers)
+    print(f"wrote {entry.file}; its entry (replace the registered one to publish it):")
+    print(entry_stanza(entry))
 
 
 def cmd_pretrained_verify(args):
@@ -572,22 +607,30 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="mimokd",
         description="CSI-feedback model zoo with knowledge distillation (Keras 3). "
-        "Start with `mimokd pipeline`: it generates CSI, trains a teacher and a student and "
-        "evaluates both, on built-in data, in a few minutes on a laptop CPU.",
+        "Start with `mimokd pipeline`: it generates COST2100-like CSI, loads a pretrained teacher, "
+        "distills a student from it and evaluates both, in a few minutes on a laptop CPU, no download.",
         epilog="Run `mimokd <command> --help` for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser(
         "pipeline",
-        help="the main job: generate data, train teacher and student, distill, evaluate, report",
-        description="Generate built-in indoor CSI (written and read back in the COST2100 .mat "
-        "format), train a teacher and a student autoencoder, train the student again by KD from "
-        "the teacher, evaluate all three, and write results.md, results.json and curves.png to --out.",
+        help="the main job: generate data, load a pretrained teacher, distill a student, evaluate, export",
+        description="Generate CSI (the calibrated cost2100-indoor recipe by default; written and read back "
+        "in the COST2100 .mat format), load the teacher's pretrained weights (or train it where none are "
+        "registered), train the student, train it again by KD from the teacher, evaluate them beside the "
+        "papers' figures, export the distilled student's UE encoder, and write results.md, results.json "
+        "and curves.png to --out.",
     )
     p.add_argument("--out", default="runs/pipeline", help="output directory (default: runs/pipeline)")
     p.add_argument("--teacher", default="crnet_cui", help="teacher model name (default: crnet_cui)")
     p.add_argument("--student", default="crnet_se", help="student model name (default: crnet_se)")
+    p.add_argument("--data", default="cost2100-indoor",
+                   help="a recipe of `mimokd data list` (generated here) or builtin-indoor / builtin-outdoor "
+                   "(default: cost2100-indoor)")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="train the teacher here even where pretrained weights exist")
+    p.add_argument("--weights-dir", default=None, help="a folder of offline pretrained weight files")
     p.add_argument("--method", default="encoder-kd",
                    choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd"),
                    help="the KD method for the student (default: encoder-kd)")
@@ -819,7 +862,7 @@ def build_parser():
 
     p = sub.add_parser(
         "pretrained",
-        help="pretrained weights: list the registry, download into the cache, verify sha256",
+        help="pretrained weights: list, download, verify sha256, register a trained model, build from the recipe",
         description="The registry of pretrained weights (create_model(name, cr=..., weights=dataset)). Files are "
         "looked up in --weights-dir / $MIMOKD_WEIGHTS_DIR, the checkout's pretrained/weights/, then the cache "
         "(--cache-dir / $MIMOKD_CACHE_DIR, default ~/.keras/mimokd), and downloaded from $MIMOKD_WEIGHTS_URL or "
@@ -840,6 +883,35 @@ def build_parser():
     a.add_argument("--weights-dir", default=None, help="offline copies (default: $MIMOKD_WEIGHTS_DIR)")
     a.add_argument("--cache-dir", default=None, help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
     a.set_defaults(func=cmd_pretrained_verify)
+    a = actions.add_parser("register", help="store a trained model as an entry: measured on the fixed test split, "
+                           "float16 where that costs <= 0.01 dB; prints the registry stanza")
+    a.add_argument("--model", required=True, help="the zoo preset, e.g. crnet_cui")
+    a.add_argument("--cr", type=int, required=True)
+    a.add_argument("--dataset", required=True, help="the data recipe it was trained on, e.g. cost2100-indoor")
+    a.add_argument("--weights", required=True, help="the trained model: .keras or .weights.h5")
+    a.add_argument("--seed", type=int, default=0, help="the dataset seed (default: 0)")
+    a.add_argument("--test-samples", type=int, default=20000, help="the fixed test split's size (default: 20000)")
+    a.add_argument("--train-samples", type=int, required=True)
+    a.add_argument("--val-samples", type=int, default=None)
+    a.add_argument("--epochs", type=int, required=True)
+    a.add_argument("--batch-size", type=int, required=True)
+    a.add_argument("--schedule", required=True, help="the learning-rate schedule, in words")
+    a.add_argument("--method", default="vanilla", help="vanilla or the KD method of a student")
+    a.add_argument("--teacher", default=None, help="the teacher's entry name, for students")
+    a.add_argument("--machine", default="", help="machine and budget, stated honestly")
+    a.add_argument("--notes", default="")
+    a.add_argument("--paper-nmse", type=float, default=None, help="the paper's NMSE (dB) for this model and ratio")
+    a.add_argument("--paper-source", default="")
+    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.set_defaults(func=cmd_pretrained_register)
+    a = actions.add_parser("build", help="re-create an entry from its recipe: generate its data, train, register "
+                           "(paper-scale budgets want a GPU)")
+    a.add_argument("entry", help="an entry name, e.g. crnet_cui-cr16-cost2100-indoor")
+    a.add_argument("--work-dir", required=True, help="data and the resumable run")
+    a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    a.add_argument("--workers", type=int, default=1, help="data-generation processes (default: 1)")
+    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.set_defaults(func=cmd_pretrained_build)
 
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")

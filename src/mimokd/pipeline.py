@@ -1,14 +1,19 @@
-"""The main job, end to end on built-in data: generate -> train teacher and student -> distill ->
-evaluate -> export the UE encoder.
+"""The main job, end to end: data -> a pretrained teacher -> distill a student -> evaluate -> export
+the UE encoder.
 
-1. Generate built-in indoor CSI (train / val / test), write it in the COST2100 ``.mat`` format and
-   read it back through the COST2100 loader, as a user's own files would be.
-2. Train the teacher and the student (vanilla MSE training, warm-up cosine LR).
-3. Train the student again by knowledge distillation from the teacher (encoder KD by default;
-   any method of :mod:`mimokd.train.methods`).
-4. Evaluate all three on the test split: NMSE (both conventions) and rho, UE complexity beside
-   them; write ``results.md`` / ``results.json`` (the table) and ``curves.png`` (validation NMSE
-   per epoch) to the output directory.
+1. Generate CSI (train / val / test; by default the calibrated ``cost2100-indoor`` recipe, the
+   first drops of each split of seed 0, so the test samples are the first samples of the
+   pretrained entries' fixed test split), write it in the COST2100 ``.mat`` format and read it
+   back through the COST2100 loader, as a user's own files would be.
+2. Load the teacher's pretrained weights (``create_model(teacher, weights=data)``: from the
+   checkout, no download). Where the registry has no entry for it, train the teacher here instead,
+   and say so.
+3. Train the student here (vanilla MSE, warm-up cosine LR), and again by knowledge distillation
+   from the teacher (encoder KD by default: its encoder learns the teacher's codewords, then it is
+   joined to the teacher's decoder and fine-tuned; any method of :mod:`mimokd.train.methods`).
+4. Evaluate every model on the test split: NMSE (both conventions) and rho, the paper's figure
+   where the experiments of :mod:`mimokd.experiments.csi_kd` have one, UE complexity; write
+   ``results.md`` / ``results.json`` and ``curves.png`` (validation NMSE per epoch).
 5. Export the distilled student's UE encoder in every format (SavedModel, ONNX, TFLite f32 / f16
    / int8) to ``export/``, each artifact checked in its own runtime, and add the artifacts' sizes
    and NMSE to the results.
@@ -20,13 +25,17 @@ import keras
 
 from mimokd.channels import load_csi, save_cost2100
 from mimokd.channels.cost2100 import cost2100_filename
+from mimokd.channels.recipes import RECIPES, generate_samples, get_recipe
 from mimokd.export.artifacts import export_model
 from mimokd.export.flops import count_complexity
 from mimokd.fileio import write_json, write_text
 from mimokd.plots import plot_training_curves
+from mimokd.pretrained.registry import UnknownEntryError, find_entry
+from mimokd.rng import split_seed
 from mimokd.tables import markdown_table
 from mimokd.train import TrainConfig, evaluate_autoencoder, fit_autoencoder
 from mimokd.train.methods import NEEDS_TEACHER, fit_method
+from mimokd.zoo import create_model
 
 EXPORT_COLUMNS = [
     ("format", "format"),
@@ -43,10 +52,51 @@ RESULT_COLUMNS = [
     ("ratio", "ratio"),
     ("nmse_db", "NMSE (dB, global)"),
     ("nmse_db_per_batch", "NMSE (dB, per-batch)"),
+    ("paper_nmse_db", "paper (dB)"),
     ("rho", "rho"),
     ("params_binary", "UE params (1-bit = 1/32)"),
     ("mults", "UE mults"),
 ]
+
+
+MEANING = (
+    "NMSE: lower is better; 0 dB is a model that outputs nothing (all 0.5), -10 dB leaves a tenth of "
+    "the channel's energy as error. The paper column is the authors' figure at their scale (1,000+ "
+    "epochs of 100,000 samples of the original COST2100 files; Lu et al.'s CRNet / BCRNet only: Cui "
+    "et al. report 3GPP data); the rows trained here ran for minutes."
+)
+
+
+def _paper_figures(teacher, student, cr, data):
+    """The papers' NMSE (dB) for the teacher and the vanilla student at ``cr``, where one exists.
+
+    From the experiments of :mod:`mimokd.experiments.csi_kd` whose teacher is ``teacher`` and whose
+    paper numbers are indoor COST2100 ones (Lu et al.), so only for ``cost2100-indoor``.
+    """
+    from mimokd.experiments.csi_kd import LU_TABLE1
+
+    if data != "cost2100-indoor" or LU_TABLE1.teacher != teacher:
+        return {}
+    figures = {"teacher": LU_TABLE1.teacher_paper.get(cr, {}).get("nmse_db")}
+    for run in LU_TABLE1.runs:
+        if run.model == student and run.method == "vanilla":
+            figures["student"] = run.paper.get(cr, {}).get("nmse_db")
+    return figures
+
+
+def _generate_data(data, samples, seed, out):
+    """``{split: CSI [n, 2, 32, 32]}``, written as COST2100 ``.mat`` files and read back."""
+    scenario = "outdoor" if "outdoor" in data else "indoor"
+    csi = {}
+    for split, count in zip(("train", "val", "test"), samples):
+        if data in RECIPES:  # the first drops of the split, as `mimokd data generate --split` writes them
+            values = generate_samples(get_recipe(data, keep_hf=False), 0, count, split_seed(seed, split))["HT"]
+        else:
+            values = load_csi(data, split=split, num_samples=count, seed=seed)
+        path = out / "data" / cost2100_filename(split, scenario)
+        save_cost2100(path, values)
+        csi[split] = load_csi(path)
+    return csi
 
 
 def run_pipeline(
@@ -56,60 +106,80 @@ def run_pipeline(
     student="crnet_se",
     cr=16,
     method="encoder-kd",
+    data="cost2100-indoor",
     samples=(3000, 500, 1000),
     config=None,
     seed=0,
-    scenario="indoor",
     strategy=None,
+    pretrained=True,
+    weights_dir=None,
 ):
     """Run the main job (see the module docstring) and return its result rows.
 
     Args:
         out_dir: where data, runs, tables and the plot go.
-        teacher, student: registered model names (default: Cui et al.'s pair, whose decoder
-            learns within a few minutes on a CPU; see the README).
+        teacher, student: registered model names (default: Cui et al.'s pair, whose decoder learns
+            within minutes on a CPU, where the original CRNet decoder sits near 0 dB for thousands
+            of steps; see the README).
         cr: compression ratio 1/gamma.
         method: the KD method of step 3 (``mimokd.train.methods.NEEDS_TEACHER``).
-        samples: ``(train, val, test)`` sample counts of the built-in data.
-        config: :class:`~mimokd.train.TrainConfig` for every model.
+        data: a recipe of ``mimokd data list`` (generated here, seed ``seed``) or a ``load_csi``
+            source such as ``builtin-indoor``.
+        samples: ``(train, val, test)`` sample counts.
+        config: :class:`~mimokd.train.TrainConfig` for every model trained here.
         seed: data seed.
-        scenario: ``"indoor"`` or ``"outdoor"`` built-in data.
         strategy: a ``tf.distribute`` strategy or its name for the vanilla runs (see
             ``mimokd.train.distribute``; the KD trainers run on the default device).
+        pretrained: load the teacher's registered weights for ``data`` when they exist (else, or
+            when False, the teacher is trained here).
+        weights_dir: a folder of offline weight files (see ``mimokd.pretrained.storage``).
     """
     if method not in NEEDS_TEACHER:
         raise ValueError(f"Unknown KD method {method!r}. Expected one of {NEEDS_TEACHER}")
     out = Path(out_dir)
     config = config or TrainConfig(epochs=5, batch_size=50)
-    data = {}
-    print(f"[1/5] generating built-in {scenario} CSI {samples} -> {out / 'data'}")
-    for split, count in zip(("train", "val", "test"), samples):
-        path = out / "data" / cost2100_filename(split, scenario)
-        save_cost2100(path, load_csi(f"builtin-{scenario}", split=split, num_samples=count, seed=seed))
-        data[split] = load_csi(path)
-
+    print(f"[1/5] generating {data} CSI {samples} -> {out / 'data'}")
+    csi = _generate_data(data, samples, seed, out)
+    paper = _paper_figures(teacher, student, cr, data)
     rows, logs, models = [], {}, {}
 
-    def report(role, name, model, log):
-        logs[f"{role} {name}"] = log
-        metrics = evaluate_autoencoder(model, data["test"], batch_size=config.batch_size)
+    def report(role, name, model, log=None, paper_role=None):
+        if log is not None:
+            logs[f"{role} {name}"] = log
+        metrics = evaluate_autoencoder(model, csi["test"], batch_size=config.batch_size)
         counts = count_complexity(model.encoder).as_dict()
-        rows.append({"role": role, "model": name, "ratio": f"1/{cr}", **metrics, **counts})
+        rows.append({"role": role, "model": name, "ratio": f"1/{cr}", **metrics,
+                     "paper_nmse_db": paper.get(paper_role), **counts})
 
-    print(f"[2/5] training the teacher {teacher} and the student {student} 1/{cr} for {config.epochs} epochs")
-    for role, name in (("teacher", teacher), ("student", student)):
+    entry = None
+    if pretrained:
+        try:
+            entry = find_entry(teacher, cr, data)
+        except UnknownEntryError as err:
+            print(f"      no pretrained {teacher} 1/{cr} for {data} ({err}); the teacher is trained here")
+    if entry is not None:
+        print(f"[2/5] loading the pretrained teacher {entry.name} ({entry.recipe.epochs} epochs, "
+              f"{entry.metrics.nmse_db:.2f} dB on its test split); training the student {student} 1/{cr} "
+              f"for {config.epochs} epochs")
+        models["teacher"] = create_model(teacher, cr=cr, weights=data, weights_dir=weights_dir)
+        report("teacher (pretrained)", teacher, models["teacher"], paper_role="teacher")
+        trained_here = (("student", student),)
+    else:
+        print(f"[2/5] training the teacher {teacher} and the student {student} 1/{cr} for {config.epochs} epochs")
+        trained_here = (("teacher", teacher), ("student", student))
+    for role, name in trained_here:
         run_dir = out / f"{role}_{name}_cr{cr}"
-        fit_autoencoder(name, data["train"], data["val"], out_dir=run_dir, config=config, strategy=strategy, cr=cr)
+        fit_autoencoder(name, csi["train"], csi["val"], out_dir=run_dir, config=config, strategy=strategy, cr=cr)
         models[role] = keras.saving.load_model(run_dir / "best.keras")
-        report(role, name, models[role], run_dir / "log.csv")
+        report(role, name, models[role], run_dir / "log.csv", paper_role=role)
 
     print(f"[3/5] distilling the student {student} from the teacher by {method}")
-    model, _, log = fit_method(method, student, cr, data["train"], data["val"], out_dir=out / f"student_{method}",
+    model, _, log = fit_method(method, student, cr, csi["train"], csi["val"], out_dir=out / f"student_{method}",
                                teacher=models["teacher"], config=config)
     report(f"student, {method}", student, model, log)
 
     print(f"[4/5] exporting the distilled student's UE encoder to {out / 'export'}, each artifact checked")
-    artifacts = export_model(model, out / "export", calibration=data["train"][:200], check=data["test"],
+    artifacts = export_model(model, out / "export", calibration=csi["train"][:200], check=csi["test"],
                              parts=["encoder"], threads=1)["artifacts"]
 
     print(f"[5/5] writing {out / 'results.md'}, results.json, curves.png")
@@ -117,11 +187,12 @@ def run_pipeline(
     exported = markdown_table(artifacts, EXPORT_COLUMNS)
     write_text(
         out / "results.md",
-        f"# mimokd pipeline: built-in {scenario} CSI, {samples[0]} training samples, "
-        f"{config.epochs} epochs\n\n{table}\n## The distilled student's UE encoder, exported\n\n{exported}",
+        f"# mimokd pipeline: {data} CSI, {samples[0]} training samples, {config.epochs} epochs\n\n{table}\n"
+        f"{MEANING}\n\n## The distilled student's UE encoder, exported\n\n{exported}",
     )
-    write_json(out / "results.json", {"samples": list(samples), "train": vars(config), "rows": rows,
+    write_json(out / "results.json", {"data": data, "samples": list(samples), "train": vars(config),
+                                      "teacher_entry": None if entry is None else entry.name, "rows": rows,
                                       "exported": artifacts})
     plot_training_curves(logs, out / "curves.png", metrics=("val_nmse",))
-    print(table, exported, sep="\n", end="")
+    print(table, MEANING, "", exported, sep="\n", end="")
     return rows
