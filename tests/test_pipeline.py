@@ -43,19 +43,21 @@ def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path):
 
 
 def test_pipeline_starts_from_a_registered_pretrained_teacher(tmp_path, monkeypatch):
-    # a registered crnet 1/64 entry whose file lies in an offline weights folder
-    teacher = create_model("crnet", cr=64)
+    # registered crnet and bcrnet 1/64 entries whose files lie in an offline weights folder
     weights = tmp_path / "weights"
-    path = weights / entry_file_name("crnet", 64, "cost2100-indoor")
-    save_entry_weights(teacher, path)
     recipe = Recipe(data="cost2100-indoor", data_seed=0, train_samples=10, epochs=1, batch_size=5, schedule="test")
     metrics = Metrics(nmse_db=0.0, nmse_db_per_batch=0.0, rho=0.0, test_samples=1)
-    monkeypatch.setattr(registry, "ENTRIES", (make_entry("crnet", 64, "cost2100-indoor", path, recipe=recipe,
-                                                         metrics=metrics),))
+    models, entries = {name: create_model(name, cr=64) for name in ("crnet", "bcrnet")}, []
+    for name, model in models.items():
+        path = weights / entry_file_name(name, 64, "cost2100-indoor")
+        save_entry_weights(model, path)
+        entries.append(make_entry(name, 64, "cost2100-indoor", path, recipe=recipe, metrics=metrics))
+    monkeypatch.setattr(registry, "ENTRIES", tuple(entries))
+    teacher = models["crnet"]
     out = tmp_path / "run"
     rows = run_pipeline(out_dir=out, cr=64, samples=(60, 30, 30), config=TrainConfig(epochs=1, batch_size=30),
                         teacher="crnet", student="bcrnet", weights_dir=weights, method="output-kd")
-    assert [r["role"] for r in rows] == ["teacher (pretrained)", "student", "student, output-kd"]
+    assert [r["role"] for r in rows] == ["teacher (pretrained)", "student", "student (pretrained)", "student, output-kd"]
     assert not (out / "teacher_crnet_cr64").exists()  # not trained here
     # the pretrained teacher's row is the stored weights' NMSE on the test split (float16 storage)
     from mimokd.channels import load_csi

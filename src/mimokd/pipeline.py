@@ -8,7 +8,8 @@ the UE encoder.
 2. Load the teacher's pretrained weights (``create_model(teacher, weights=data)``: from the
    checkout, no download). Where the registry has no entry for it, train the teacher here instead,
    and say so.
-3. Train the student here (vanilla MSE, warm-up cosine LR), and again by knowledge distillation
+3. Train the student here (vanilla MSE, warm-up cosine LR; its pretrained weights, where registered,
+   are evaluated beside it), and again by knowledge distillation
    from the teacher (encoder KD by default: its encoder learns the teacher's codewords, then it is
    joined to the teacher's decoder and fine-tuned; any method of :mod:`mimokd.train.methods`).
 4. Evaluate every model on the test split: NMSE (both conventions) and rho, the paper's figure
@@ -84,6 +85,14 @@ def _paper_figures(teacher, student, cr, data):
     return figures
 
 
+def _has_entry(model, cr, data):
+    try:
+        find_entry(model, cr, data)
+    except UnknownEntryError:
+        return False
+    return True
+
+
 def _generate_data(data, samples, seed, out):
     """``{split: CSI [n, 2, 32, 32]}``, written as COST2100 ``.mat`` files and read back."""
     scenario = "outdoor" if "outdoor" in data else "indoor"
@@ -151,12 +160,9 @@ def run_pipeline(
         rows.append({"role": role, "model": name, "ratio": f"1/{cr}", **metrics,
                      "paper_nmse_db": paper.get(paper_role), **counts})
 
-    entry = None
-    if pretrained:
-        try:
-            entry = find_entry(teacher, cr, data)
-        except UnknownEntryError as err:
-            print(f"      no pretrained {teacher} 1/{cr} for {data} ({err}); the teacher is trained here")
+    entry = find_entry(teacher, cr, data) if pretrained and _has_entry(teacher, cr, data) else None
+    if pretrained and entry is None:
+        print(f"      no pretrained {teacher} 1/{cr} for {data} (`mimokd pretrained list`); the teacher is trained here")
     if entry is not None:
         print(f"[2/5] loading the pretrained teacher {entry.name} ({entry.recipe.epochs} epochs, "
               f"{entry.metrics.nmse_db:.2f} dB on its test split); training the student {student} 1/{cr} "
@@ -172,6 +178,9 @@ def run_pipeline(
         fit_autoencoder(name, csi["train"], csi["val"], out_dir=run_dir, config=config, strategy=strategy, cr=cr)
         models[role] = keras.saving.load_model(run_dir / "best.keras")
         report(role, name, models[role], run_dir / "log.csv", paper_role=role)
+    if pretrained and _has_entry(student, cr, data):  # the student's own pretrained weights, for comparison
+        report("student (pretrained)", student,
+               create_model(student, cr=cr, weights=data, weights_dir=weights_dir), paper_role="student")
 
     print(f"[3/5] distilling the student {student} from the teacher by {method}")
     model, _, log = fit_method(method, student, cr, csi["train"], csi["val"], out_dir=out / f"student_{method}",
