@@ -74,15 +74,13 @@ def generate_test_csi(recipe, samples, seed, label):
     """The first ``samples`` CSI of the test split of ``recipe``: float32 ``[samples, 2, 32, 32]``."""
     from tqdm.auto import tqdm
 
-    from mimokd.channels.recipes import generate_samples
-    from mimokd.rng import split_seed
+    from mimokd.channels.recipes import split_samples
 
-    seed_value = split_seed(seed, "test")
     parts = []
     with tqdm(total=samples, unit="sample", desc=f"generating {label}", file=sys.stderr) as bar:
         for lo in range(0, samples, CHUNK):
             count = min(CHUNK, samples - lo)
-            parts.append(generate_samples(recipe, lo, count, seed_value)["HT"])
+            parts.append(split_samples(recipe, "test", count, seed, start=lo)["HT"])
             bar.update(count)
     return np.concatenate(parts)
 

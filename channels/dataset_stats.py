@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mimokd.channels import cost2100_model, cost2100_stats
+from mimokd.channels import cost2100_stats
 from mimokd.channels.cost2100 import load_cost2100
-from mimokd.channels.recipes import annulus_positions, get_recipe
+from mimokd.channels.recipes import cost2100_drops, get_recipe
 from mimokd.channels.shards import mat_path, read_manifest, split_files
 from mimokd.rng import split_seed
 
@@ -73,9 +73,7 @@ def channel_statistics(directory, *, drops=600, alpha=0.01):
         raise ValueError(f"`drops` must be at least 2. Received: drops={drops!r}")
     reference_name = cost2100_stats.MODEL_TO_REFERENCE[recipe.scenario]
     carrier = cost2100_stats.REFERENCE_SCENARIOS[reference_name]
-    seed = split_seed(manifest["seed"], "train")
-    ues = None if recipe.ue_annulus is None else annulus_positions(recipe.ue_annulus, 0, drops, seed)
-    port = cost2100_stats.drops_from_model(cost2100_model.generate_drops(recipe.scenario, drops, seed, ue_positions=ues))
+    port = cost2100_stats.drops_from_model(cost2100_drops(recipe, 0, drops, split_seed(manifest["seed"], "train")))
     ours = cost2100_stats.statistics(port, carrier)
     reference = cost2100_stats.load_reference_stats()[0][reference_name]
     result = cost2100_stats.compare(ours, reference, alpha=alpha)

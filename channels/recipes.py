@@ -64,6 +64,7 @@ import numpy as np
 
 from mimokd.channels import cost2100_model, tr38901
 from mimokd.channels.transforms import ANGLE_ORDERS, complex_to_csi, csi_to_frequency, peak_scale, to_angular_delay
+from mimokd.rng import split_seed
 
 #: Drops converted at a time: bounds the ``[chunk, 32, 1024]`` complex64 response (256 kB a drop).
 CHUNK = 256
@@ -220,10 +221,16 @@ def annulus_positions(radii, start, n, seed):
     return out
 
 
+def cost2100_drops(recipe, start, n, seed):
+    """The COST 2100 drops ``start .. start + n - 1`` of a recipe, with its UE geometry (the
+    scenario's square, or ``ue_annulus``) and the model's own delays (before ``timing``)."""
+    ues = None if recipe.ue_annulus is None else annulus_positions(recipe.ue_annulus, start, n, seed)
+    return cost2100_model.generate_drops(recipe.scenario, n, seed, start=start, ue_positions=ues)
+
+
 def _cost2100_response(recipe, start, n, seed):
     """Spatial-frequency CSI of drops ``start .. start + n - 1``: complex64 ``[n, 32, N_f]``."""
-    ues = None if recipe.ue_annulus is None else annulus_positions(recipe.ue_annulus, start, n, seed)
-    drops = cost2100_model.generate_drops(recipe.scenario, n, seed, start=start, ue_positions=ues)
+    drops = cost2100_drops(recipe, start, n, seed)
     if recipe.timing == "first-path" and n:
         first = np.where(drops.gain != 0, drops.delay, np.inf).min(axis=1)
         drops = dataclasses.replace(drops, delay=drops.delay - first[:, None])
@@ -273,3 +280,20 @@ def generate_samples(recipe, start, n, seed):
             parts["HF"].append(csi_to_frequency(csi))
     empty = {"HT": np.zeros((0, 2, 32, recipe.n_delay), np.float32), "HF": np.zeros((0, 32, 125), np.complex64)}
     return {key: np.concatenate(value) if value else empty[key] for key, value in parts.items()}
+
+
+def recipe_for_split(recipe, split):
+    """The recipe as run for ``split``: ``HF`` is kept for the test split only (as the public files)."""
+    recipe = get_recipe(recipe)
+    return get_recipe(recipe, keep_hf=recipe.keep_hf and split == "test")
+
+
+def split_samples(recipe, split, n, seed, *, start=0):
+    """Samples ``start .. start + n - 1`` of one split of a dataset, as ``mimokd data generate
+    RECIPE --split SPLIT --seed SEED`` writes them (the split's own seed ``split_seed(seed, split)``;
+    ``HF`` for the test split only, where the recipe keeps it).
+
+    Returns:
+        the dict of :func:`generate_samples`.
+    """
+    return generate_samples(recipe_for_split(recipe, split), start, n, split_seed(seed, split))

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 import mimokd
 from mimokd.channels.cost2100 import COST2100_SCENARIOS, cost2100_filename, save_cost2100, save_hf
-from mimokd.channels.recipes import generate_samples, get_recipe
+from mimokd.channels.recipes import generate_samples, get_recipe, recipe_for_split
 from mimokd.fileio import atomic_path, write_json
 from mimokd.rng import SPLITS, split_seed
 
@@ -182,12 +182,12 @@ def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=Non
     out_dir = Path(out_dir)
     if format == "mat":
         write_json(out_dir / MANIFEST, _planned_manifest(out_dir, recipe, seed, split, samples, 1, format="mat"))
-        return _write_mat(_for_split(recipe, split), out_dir, samples, split, seed, workers, progress)
+        return _write_mat(recipe_for_split(recipe, split), out_dir, samples, split, seed, workers, progress)
     shards = -(-samples // DEFAULT_SHARD_SIZE) if shards is None else _check_int("shards", shards, 1)
     ranges = shard_ranges(samples, shards)
     ids = _parse_shard_ids(shard_ids, shards)
     manifest = _planned_manifest(out_dir, recipe, seed, split, samples, shards, format="npz")
-    split_recipe = _for_split(recipe, split)
+    split_recipe = recipe_for_split(recipe, split)
     todo = []
     for k in ids:
         path = out_dir / shard_name(split, k, shards)
@@ -213,11 +213,6 @@ def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=Non
                 np.savez(tmp, meta=json.dumps(meta), index=index, **data)
             written.append(path)
     return written
-
-
-def _for_split(recipe, split):
-    """The recipe as run for ``split``: ``HF`` is kept for the test split only (as the public files)."""
-    return get_recipe(recipe, keep_hf=recipe.keep_hf and split == "test")
 
 
 def _write_mat(recipe, out_dir, samples, split, seed, workers, progress):

@@ -35,14 +35,6 @@ def code_commit():
         return ""
 
 
-def fixed_test_split(dataset, samples, seed):
-    """The fixed test split of a recipe: ``{"HT": [n, 2, 32, 32], "HF": [n, 32, 125]}``."""
-    from mimokd.channels.recipes import generate_samples, get_recipe
-    from mimokd.rng import split_seed
-
-    return generate_samples(get_recipe(dataset, keep_hf=True), 0, samples, split_seed(seed, "test"))
-
-
 def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, out_dir=None,
                   paper_nmse_db=None, paper_source="", log=print):
     """Store ``trained`` as the entry ``(model, cr, dataset)`` and measure the stored file.
@@ -59,11 +51,12 @@ def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, ou
     Returns:
         the :class:`~mimokd.pretrained.registry.PretrainedEntry`, figures measured from the file.
     """
+    from mimokd.channels.recipes import split_samples
     from mimokd.train.vanilla import evaluate_autoencoder
     from mimokd.zoo import create_model
 
     log(f"generating {test_samples} test samples of {dataset} (seed {recipe.data_seed})")
-    test = fixed_test_split(dataset, test_samples, recipe.data_seed)
+    test = split_samples(dataset, "test", test_samples, recipe.data_seed)
     reference = evaluate_autoencoder(trained, test["HT"], hf=test["HF"])["nmse_db"]
     path = Path(out_dir or WEIGHTS_DIR) / entry_file_name(model, cr, dataset)
     for dtype in ("float16", "float32"):

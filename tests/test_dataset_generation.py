@@ -651,8 +651,6 @@ def test_cli_data_errors(tmp_path, capsys):
 
 
 def test_channel_statistics_redraws_the_drops_with_the_datasets_own_settings(tmp_path, monkeypatch):
-    from mimokd.channels import dataset_stats
-
     directory = tmp_path / "annulus"
     _write(directory, 4, 1, ue_annulus=(3.0, 6.0))
     seen = {}
@@ -662,7 +660,7 @@ def test_channel_statistics_redraws_the_drops_with_the_datasets_own_settings(tmp
         seen.update(kwargs)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dataset_stats.cost2100_model, "generate_drops", spy)
+    monkeypatch.setattr(cost2100_model, "generate_drops", spy)
     channel_statistics(directory, drops=5)
     radii = np.hypot(*np.asarray(seen["ue_positions"]).T)
     assert radii.shape == (5,) and radii.min() >= 3.0 and radii.max() <= 6.0

@@ -6,7 +6,8 @@ import pytest
 
 from mimokd.cli import main
 from mimokd.pretrained import registry
-from mimokd.pretrained.build import build_entry, fixed_test_split, measure_entry
+from mimokd.channels.recipes import split_samples
+from mimokd.pretrained.build import build_entry, measure_entry
 from mimokd.pretrained.registry import Metrics, PretrainedEntry, Recipe, entry_file_name
 from mimokd.pretrained.storage import file_digest, load_entry_weights
 from mimokd.train.vanilla import evaluate_autoencoder
@@ -35,7 +36,7 @@ def test_register_stores_the_model_and_measures_the_stored_file(tmp_path, capsys
     # the figures are those of the stored file, measured independently here
     stored = create_model("crnet", cr=64)
     load_entry_weights(stored, path)
-    test = fixed_test_split("cost2100-indoor", 12, 3)
+    test = split_samples("cost2100-indoor", "test", 12, 3)
     expected = evaluate_autoencoder(stored, test["HT"], hf=test["HF"])
     assert entry.metrics.nmse_db == pytest.approx(expected["nmse_db"], abs=1e-4)
     assert entry.metrics.rho == pytest.approx(expected["rho"], abs=1e-5)

@@ -8,9 +8,8 @@ against its files (sha256, size) are in ``test_pretrained.py``.
 
 import pytest
 
-from mimokd.channels.recipes import generate_samples, get_recipe
+from mimokd.channels.recipes import split_samples
 from mimokd.pretrained.registry import ENTRIES
-from mimokd.rng import split_seed
 from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
@@ -20,8 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_entry_figures_are_measured_from_the_stored_file(entry):
     model = create_model(entry.model, cr=entry.cr, weights=entry.dataset)
-    test = generate_samples(get_recipe(entry.dataset, keep_hf=True), 0, entry.metrics.test_samples,
-                            split_seed(entry.recipe.data_seed, "test"))
+    test = split_samples(entry.dataset, "test", entry.metrics.test_samples, entry.recipe.data_seed)
     measured = evaluate_autoencoder(model, test["HT"], hf=test["HF"])
     assert measured["nmse_db"] == pytest.approx(entry.metrics.nmse_db, abs=0.01)
     assert measured["nmse_db_per_batch"] == pytest.approx(entry.metrics.nmse_db_per_batch, abs=0.01)

@@ -26,13 +26,12 @@ import keras
 
 from mimokd.channels import load_csi, save_cost2100
 from mimokd.channels.cost2100 import cost2100_filename
-from mimokd.channels.recipes import RECIPES, generate_samples, get_recipe
+from mimokd.channels.recipes import RECIPES, split_samples
 from mimokd.export.artifacts import export_model
 from mimokd.export.flops import count_complexity
 from mimokd.fileio import write_json, write_text
 from mimokd.plots import plot_training_curves
 from mimokd.pretrained.registry import UnknownEntryError, find_entry
-from mimokd.rng import split_seed
 from mimokd.tables import markdown_table
 from mimokd.train import TrainConfig, evaluate_autoencoder, fit_autoencoder
 from mimokd.train.methods import NEEDS_TEACHER, fit_method
@@ -85,12 +84,12 @@ def _paper_figures(teacher, student, cr, data):
     return figures
 
 
-def _has_entry(model, cr, data):
+def _entry_or_none(model, cr, data):
+    """The registered entry of ``model`` at ``cr`` for ``data``, or ``None``."""
     try:
-        find_entry(model, cr, data)
+        return find_entry(model, cr, data)
     except UnknownEntryError:
-        return False
-    return True
+        return None
 
 
 def _generate_data(data, samples, seed, out):
@@ -99,7 +98,7 @@ def _generate_data(data, samples, seed, out):
     csi = {}
     for split, count in zip(("train", "val", "test"), samples):
         if data in RECIPES:  # the first drops of the split, as `mimokd data generate --split` writes them
-            values = generate_samples(get_recipe(data, keep_hf=False), 0, count, split_seed(seed, split))["HT"]
+            values = split_samples(data, split, count, seed)["HT"]
         else:
             values = load_csi(data, split=split, num_samples=count, seed=seed)
         path = out / "data" / cost2100_filename(split, scenario)
@@ -160,7 +159,7 @@ def run_pipeline(
         rows.append({"role": role, "model": name, "ratio": f"1/{cr}", **metrics,
                      "paper_nmse_db": paper.get(paper_role), **counts})
 
-    entry = find_entry(teacher, cr, data) if pretrained and _has_entry(teacher, cr, data) else None
+    entry = _entry_or_none(teacher, cr, data) if pretrained else None
     if pretrained and entry is None:
         print(f"      no pretrained {teacher} 1/{cr} for {data} (`mimokd pretrained list`); the teacher is trained here")
     if entry is not None:
@@ -178,7 +177,7 @@ def run_pipeline(
         fit_autoencoder(name, csi["train"], csi["val"], out_dir=run_dir, config=config, strategy=strategy, cr=cr)
         models[role] = keras.saving.load_model(run_dir / "best.keras")
         report(role, name, models[role], run_dir / "log.csv", paper_role=role)
-    if pretrained and _has_entry(student, cr, data):  # the student's own pretrained weights, for comparison
+    if pretrained and _entry_or_none(student, cr, data) is not None:  # the student's own pretrained weights, for comparison
         report("student (pretrained)", student,
                create_model(student, cr=cr, weights=data, weights_dir=weights_dir), paper_role="student")
 
