@@ -10,8 +10,10 @@ the frequency-domain CSI for rho. The entry it returns carries those figures; it
 
 :func:`build_entry` generates the entry's train / val splits, trains the model with the recipe's
 epochs, batch and seed (the CRNet schedule of :class:`mimokd.train.TrainConfig`), resumably in
-``work_dir``, then measures and stores it the same way. Vanilla recipes only for now: students
-trained by KD are built with ``mimokd distill`` and registered.
+``work_dir``, then measures and stores it the same way. A student's recipe names its method (a KD
+method of :mod:`mimokd.train.methods`) and its teacher's entry, which is loaded from the registry
+(``create_model(..., weights=...)``), so a student is built after its teacher. :func:`train_entry`
+does the same for a recipe given by hand (``mimokd pretrained train``): how new entries are made.
 """
 
 import subprocess
@@ -76,12 +78,115 @@ def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, ou
     return make_entry(model, cr, dataset, path, recipe=recipe, metrics=metrics)
 
 
-def build_entry(key, *, work_dir, out_dir=None, epochs=None, registry=None, workers=1, log=print):
-    """Re-create a registered entry from its recipe; returns the new entry (its stanza to paste).
+def describe_schedule(method, epochs):
+    """The training schedule of ``method`` over ``epochs`` epochs, in words (a recipe's ``schedule``):
+    what :func:`mimokd.train.methods.fit_method` runs with a default :class:`~mimokd.train.TrainConfig`."""
+    from mimokd.train.methods import METHODS
+
+    base = "Adam, warm-up cosine 2e-3 -> 5e-5 (3% warm-up)"
+    if method == "vanilla":
+        return f"{base}, MSE"
+    if method == "encoder-kd":
+        return (f"encoder KD (Cui et al. eq. 11): {epochs} epochs of codeword MSE to the teacher, {base}; then "
+                f"{max(1, epochs // 4)} epoch(s) fine-tuning the student encoder + teacher decoder on MSE at a "
+                "tenth of those rates")
+    if method == "codeword-mimic":
+        return (f"codeword mimic (Lu et al. eq. 4-5): {epochs} epochs, alpha(t) cosine from 1e-4 over the first "
+                f"{max(1, round(0.2 * epochs))}, mimic-explore learning rates")
+    if method in METHODS:
+        return f"{method}: {epochs} epochs, {base}"
+    raise ValueError(f"Unknown training method {method!r}. Expected one of {METHODS}")
+
+
+def as_preset(trained, model, cr):
+    """``trained``'s weights in a fresh ``create_model(model, cr=cr)``, encoder and decoder copied
+    part by part: how a KD result (e.g. encoder KD's student encoder joined to the teacher's
+    decoder, a :class:`~mimokd.zoo.ComposedAutoencoder`) becomes the preset its entry loads into."""
+    from mimokd.zoo import create_model
+
+    target = create_model(model, cr=cr)
+    for part in ("encoder", "decoder"):
+        source, dest = getattr(trained, part), getattr(target, part)
+        got = [w.shape for w in source.get_weights()]
+        want = [w.shape for w in dest.get_weights()]
+        if got != want:
+            raise ValueError(f"The trained {part} does not fit {model} 1/{cr}'s {part}: weight shapes {got}, "
+                             f"expected {want}")
+        dest.set_weights(source.get_weights())
+    return target
+
+
+def _splits(recipe, work, data_dir, workers, log):
+    """The recipe's train / val CSI: from ``data_dir`` (a `mimokd data generate` folder of the same
+    recipe and seed), or generated into ``work/data``."""
+    from mimokd.channels.shards import load_shards, read_manifest, write_dataset
+
+    samples = {"train": recipe.train_samples, "val": recipe.val_samples or max(1, recipe.train_samples // 10)}
+    if data_dir is None:
+        data_dir = work / "data"
+        for split, n in samples.items():
+            log(f"generating {n} {split} samples of {recipe.data} (seed {recipe.data_seed}) -> {data_dir}")
+            write_dataset(recipe.data, data_dir, samples=n, split=split, seed=recipe.data_seed, workers=workers,
+                          progress=False)
+    manifest = read_manifest(data_dir)
+    if manifest["recipe"]["name"] != recipe.data or manifest["seed"] != recipe.data_seed:
+        raise ValueError(f"{data_dir} holds {manifest['recipe']['name']} seed {manifest['seed']}; the recipe "
+                         f"trains on {recipe.data} seed {recipe.data_seed}")
+    return tuple(load_shards(data_dir, split, num_samples=n) for split, n in samples.items())
+
+
+def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_samples=20000, out_dir=None,
+                paper_nmse_db=None, paper_source="", workers=1, registry=None, log=print):
+    """Train ``model`` at 1/``cr`` on ``dataset`` by ``recipe``, then store and measure it
+    (:func:`measure_entry`); returns the entry (its stanza goes into ``ENTRIES``).
+
+    Args:
+        model, cr, dataset: the entry's key.
+        recipe: the :class:`~mimokd.pretrained.registry.Recipe`: data, samples, epochs, batch, seed,
+            ``method`` and, for a KD method, ``teacher`` (a registered entry of the same ratio and
+            dataset, loaded with its checksum verified).
+        work_dir: the resumable run (``work_dir/run``; a rerun resumes it) and generated data.
+        data_dir: an existing dataset folder of ``recipe.data`` / ``recipe.data_seed`` to read
+            instead of generating one (its first ``train_samples`` / ``val_samples`` are used).
+        test_samples, out_dir, paper_nmse_db, paper_source, log: as :func:`measure_entry`.
+        workers: data-generation processes.
+        registry: where the teacher's entry is looked up.
+    """
+    import dataclasses
+
+    from mimokd.train import TrainConfig
+    from mimokd.train.methods import NEEDS_TEACHER, fit_method
+    from mimokd.zoo import create_model
+
+    recipe = dataclasses.replace(recipe, data=dataset, commit=recipe.commit or code_commit())
+    teacher = None
+    if recipe.method in NEEDS_TEACHER:
+        if not recipe.teacher:
+            raise ValueError(f"Method {recipe.method!r} needs a teacher: name its entry in the recipe (--teacher)")
+        known = get_entry(recipe.teacher, registry=registry)
+        if (known.cr, known.dataset) != (cr, dataset):
+            raise ValueError(f"The teacher {known.name} is for 1/{known.cr} on {known.dataset}; the student is "
+                             f"1/{cr} on {dataset}")
+        teacher = create_model(known.model, cr=cr, weights=known.name)
+    work = Path(work_dir)
+    train, val = _splits(recipe, work, None if data_dir is None else Path(data_dir), workers, log)
+    config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed, jit_compile=True)
+    log(f"training {model} 1/{cr} by {recipe.method} for {config.epochs} epochs on {len(train)} samples "
+        f"-> {work / 'run'}")
+    trained, _, _ = fit_method(recipe.method, model, cr, train, val, out_dir=work / "run", teacher=teacher,
+                               config=config, verbose=2)
+    return measure_entry(model, cr, dataset, as_preset(trained, model, cr), recipe=recipe,
+                         test_samples=test_samples, out_dir=out_dir, paper_nmse_db=paper_nmse_db,
+                         paper_source=paper_source, log=log)
+
+
+def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, registry=None, workers=1, log=print):
+    """Re-create a registered entry from its recipe (:func:`train_entry`); returns the new entry.
 
     Args:
         key: an entry name or ``(model, cr, dataset)`` of the registry.
         work_dir: where the data and the (resumable) run go.
+        data_dir: an existing dataset folder to read instead of generating the data.
         out_dir: where the new file goes (default: the checkout's ``pretrained/weights``).
         epochs: override the recipe's epochs (e.g. more on a GPU); the new entry records it.
         registry: as in :mod:`mimokd.pretrained.registry`.
@@ -89,28 +194,11 @@ def build_entry(key, *, work_dir, out_dir=None, epochs=None, registry=None, work
     """
     import dataclasses
 
-    import keras
-
-    from mimokd.channels.shards import load_shards, write_dataset
-    from mimokd.train import TrainConfig, fit_autoencoder
-
     entry = get_entry(key, registry=registry)
-    recipe = entry.recipe
-    if recipe.method != "vanilla":
-        raise ValueError(f"{entry.name} was trained by {recipe.method} from {recipe.teacher}; only vanilla recipes "
-                         "can be built yet (train the teacher's entry, then `mimokd distill` and register).")
-    recipe = dataclasses.replace(recipe, epochs=epochs or recipe.epochs, commit=code_commit())
-    work = Path(work_dir)
-    splits = {"train": recipe.train_samples, "val": recipe.val_samples or max(1, recipe.train_samples // 10)}
-    for split, samples in splits.items():
-        log(f"generating {samples} {split} samples of {recipe.data} (seed {recipe.data_seed}) -> {work / 'data'}")
-        write_dataset(recipe.data, work / "data", samples=samples, split=split, seed=recipe.data_seed,
-                      workers=workers, progress=False)
-    train, val = load_shards(work / "data", "train"), load_shards(work / "data", "val")
-    config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed)
-    log(f"training {entry.model} 1/{entry.cr} for {config.epochs} epochs -> {work / 'run'}")
-    fit_autoencoder(entry.model, train, val, out_dir=work / "run", config=config, cr=entry.cr, verbose=2)
-    trained = keras.saving.load_model(work / "run" / "final.keras")
-    return measure_entry(entry.model, entry.cr, entry.dataset, trained, recipe=recipe,
-                         test_samples=entry.metrics.test_samples, out_dir=out_dir,
-                         paper_nmse_db=entry.metrics.paper_nmse_db, paper_source=entry.metrics.paper_source, log=log)
+    epochs = epochs or entry.recipe.epochs
+    recipe = dataclasses.replace(entry.recipe, epochs=epochs, commit=code_commit(),
+                                 schedule=describe_schedule(entry.recipe.method, epochs))
+    return train_entry(entry.model, entry.cr, entry.dataset, recipe, work_dir=work_dir, data_dir=data_dir,
+                       test_samples=entry.metrics.test_samples, out_dir=out_dir,
+                       paper_nmse_db=entry.metrics.paper_nmse_db, paper_source=entry.metrics.paper_source,
+                       workers=workers, registry=registry, log=log)
