@@ -19,6 +19,8 @@
     mimokd pretrained download crnet_cui-cr16-cost2100-indoor   # into the cache, sha256-verified
     mimokd pretrained verify             # sha256 of every offline / checkout / cache copy
     mimokd pretrained build crnet_cui-cr16-cost2100-indoor --work-dir runs/build   # re-create from its recipe
+    mimokd pretrained train --model crnet_se --cr 16 --dataset cost2100-indoor --method encoder-kd \
+        --teacher crnet_cui-cr16-cost2100-indoor --epochs 2 --work-dir runs/se16   # a new entry
 
 Run ``mimokd <command> --help`` for each command's options.
 """
@@ -413,9 +415,24 @@ def cmd_pretrained_build(args):
     from mimokd.pretrained.build import build_entry
     from mimokd.pretrained.registry import entry_stanza
 
-    entry = build_entry(args.entry, work_dir=args.work_dir, out_dir=args.out_dir, epochs=args.epochs,
-                        workers=args.workers)
+    entry = build_entry(args.entry, work_dir=args.work_dir, data_dir=args.data_dir, out_dir=args.out_dir,
+                        epochs=args.epochs, workers=args.workers)
     print(f"wrote {entry.file}; its entry (replace the registered one to publish it):")
+    print(entry_stanza(entry))
+
+
+def cmd_pretrained_train(args):
+    from mimokd.pretrained.build import describe_schedule, train_entry
+    from mimokd.pretrained.registry import Recipe, entry_stanza
+
+    recipe = Recipe(data=args.dataset, data_seed=args.seed, train_samples=args.train_samples, epochs=args.epochs,
+                    batch_size=args.batch_size, schedule=describe_schedule(args.method, args.epochs),
+                    method=args.method, teacher=args.teacher, val_samples=args.val_samples, machine=args.machine,
+                    notes=args.notes)
+    entry = train_entry(args.model, args.cr, args.dataset, recipe, work_dir=args.work_dir, data_dir=args.data_dir,
+                        test_samples=args.test_samples, out_dir=args.out_dir, paper_nmse_db=args.paper_nmse,
+                        paper_source=args.paper_source, workers=args.workers)
+    print(f"wrote {entry.file}; paste into mimokd/pretrained/registry.py ENTRIES:")
     print(entry_stanza(entry))
 
 
@@ -910,8 +927,36 @@ def build_parser():
     a.add_argument("--work-dir", required=True, help="data and the resumable run")
     a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     a.add_argument("--workers", type=int, default=1, help="data-generation processes (default: 1)")
+    a.add_argument("--data-dir", default=None, help="an existing dataset of the recipe's data and seed (`mimokd "
+                   "data generate`) to read instead of generating it")
     a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
     a.set_defaults(func=cmd_pretrained_build)
+    a = actions.add_parser("train", help="make a new entry: train a model by a recipe (vanilla or KD from a "
+                           "registered teacher), measure the stored file, print its stanza")
+    a.add_argument("--model", required=True, help="the zoo preset, e.g. bcrnet")
+    a.add_argument("--cr", type=int, required=True)
+    a.add_argument("--dataset", required=True, help="the data recipe, e.g. cost2100-indoor")
+    a.add_argument("--method", default="vanilla",
+                   choices=("vanilla", "output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd"),
+                   help="vanilla or a KD method (default: vanilla)")
+    a.add_argument("--teacher", default=None, help="the teacher's entry name, for a KD method, e.g. "
+                   "crnet-cr16-cost2100-indoor")
+    a.add_argument("--epochs", type=int, required=True)
+    a.add_argument("--batch-size", type=int, default=200)
+    a.add_argument("--train-samples", type=int, default=100000)
+    a.add_argument("--val-samples", type=int, default=10000)
+    a.add_argument("--seed", type=int, default=0, help="the dataset seed (default: 0)")
+    a.add_argument("--test-samples", type=int, default=20000, help="the fixed test split's size (default: 20000)")
+    a.add_argument("--work-dir", required=True, help="data and the resumable run (a rerun resumes)")
+    a.add_argument("--data-dir", default=None, help="an existing dataset of --dataset / --seed to read instead "
+                   "of generating one")
+    a.add_argument("--workers", type=int, default=1, help="data-generation processes (default: 1)")
+    a.add_argument("--machine", default="", help="machine and budget, stated honestly")
+    a.add_argument("--notes", default="")
+    a.add_argument("--paper-nmse", type=float, default=None, help="the paper's NMSE (dB) for this model and ratio")
+    a.add_argument("--paper-source", default="")
+    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.set_defaults(func=cmd_pretrained_train)
 
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
     p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")
