@@ -140,7 +140,7 @@ DEFAULT_SETTINGS = {
     "absolute_phase": True,
 }
 
-FIXTURE_PATH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cost2100_reference_stats.npz"
+FIXTURE_PATH = Path(__file__).resolve().parent / "reference" / "cost2100_reference_stats.npz"  # package data
 
 
 @dataclass

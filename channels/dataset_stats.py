@@ -18,20 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from mimokd.channels import cost2100_stats
-from mimokd.channels.cost2100 import load_cost2100
 from mimokd.channels.recipes import cost2100_drops, get_recipe
-from mimokd.channels.shards import mat_path, read_manifest, split_files
+from mimokd.channels.shards import read_manifest, read_split
 from mimokd.rng import split_seed
-
-
-def _csi_chunks(directory, manifest, split):
-    """The split's CSI, float32 ``[n, 2, 32, W]`` per shard (or the whole ``.mat`` file)."""
-    if manifest["format"] == "mat":
-        yield load_cost2100(mat_path(directory, split))
-        return
-    for path in split_files(directory, split):
-        with np.load(path) as data:
-            yield data["HT"]
 
 
 def csi_power_map(directory, split="train"):
@@ -41,9 +30,8 @@ def csi_power_map(directory, split="train"):
         float64 ``[32, W]`` = ``[angle, delay]``, summing to 1: the mean over samples of
         ``|(HT_re - 0.5) + j (HT_im - 0.5)|^2 / sum(...)``.
     """
-    manifest = read_manifest(directory)
     total, count = 0.0, 0
-    for csi in _csi_chunks(directory, manifest, split):
+    for csi in read_split(directory, split):
         power = ((csi.astype(np.float64) - 0.5) ** 2).sum(axis=1)
         sums = power.sum(axis=(1, 2), keepdims=True)
         total = total + (power / np.where(sums > 0, sums, 1.0)).sum(axis=0)

@@ -19,17 +19,30 @@ the scenario is chosen with the ``scenario="indoor" | "outdoor"`` argument of :f
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from mimokd.channels.builtin import generate_csi
-from mimokd.channels.cost2100 import COST2100_SPLITS, COST2100_SCENARIOS, find_cost2100, load_cost2100
+from mimokd.channels.cost2100 import (
+    COST2100_SCENARIOS,
+    COST2100_SPLITS,
+    cost2100_filename,
+    find_cost2100,
+    load_cost2100,
+    save_cost2100,
+)
 from mimokd.channels.layout import check_csi
-from mimokd.channels.shards import MANIFEST, load_shards, mat_path, read_manifest
+from mimokd.channels.shards import MANIFEST, load_shards, read_manifest, read_split, settings_differences
+from mimokd.fileio import atomic_path, sha256_file, write_json
 from mimokd.rng import SPLITS, split_seed
+
+#: The record :func:`write_cost2100_dataset` keeps beside its files: settings, files' samples and sha256.
+GENERATE_RECORD = "generate.json"
 
 _SOURCES = {}
 
@@ -174,8 +187,79 @@ def _load_generated(path, split, num_samples):
     """A folder of ``mimokd data generate``: its shards, or its ``.mat`` files."""
     if read_manifest(path)["format"] == "npz":
         return load_shards(path, split, num_samples)
-    file = mat_path(path, split)
-    return _first(load_cost2100(file), num_samples, str(file))
+    return _first(next(read_split(path, split)), num_samples, f"{path} ({split} split)")
+
+
+def write_cost2100_dataset(source, out_dir, *, samples, scenario=None, seed=0, overwrite=False):
+    """Writes the train, val and test CSI of a source as COST2100 ``.mat`` files (``mimokd generate``).
+
+    ``out_dir/generate.json`` records the settings and each file's sample count and sha256, each
+    file recorded before it is moved into place. A re-run with the same settings skips the files
+    that match the record and rewrites missing or damaged ones (with a warning naming them). Other
+    settings, or files at the target names that no record describes, are refused with the
+    differences named, unless ``overwrite``: the files are then replaced, and those of the old
+    settings that the new ones do not write are deleted.
+
+    Args:
+        source: a registered source or a folder, as for :func:`load_csi`; one file is refused (it
+            cannot be three splits).
+        out_dir: the folder of ``DATA_H{train,val,test}{in,out}.mat``.
+        samples: ``{split: count or None}`` for the three splits (``None``: the source's default).
+        scenario: ``"indoor"`` / ``"outdoor"``: the file names, and the files read from a folder
+            source; default: ``"outdoor"`` if the source's name holds it, else ``"indoor"``.
+        seed: int >= 0, of a generated source.
+        overwrite: replace a dataset of other settings instead of refusing.
+
+    Returns:
+        the list of paths written (float32 ``HT``, ``(N, 2048)`` each).
+    """
+    text = os.fspath(source)
+    if os.path.isfile(text):
+        raise ValueError(f"--data {text} is one file, but train, val and test must be different data. Expected a "
+                         "folder of COST2100 files (with --scenario), a folder of `mimokd data generate`, or a "
+                         f"registered source ({', '.join(list_sources())})")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; expected a folder for the .mat files")
+    names = scenario or ("outdoor" if "outdoor" in text else "indoor")
+    settings = {"source": text if text in _SOURCES else str(Path(text).resolve()), "scenario": names, "seed": seed,
+                "samples": {split: samples.get(split) for split in SPLITS}}
+    files = {split: out_dir / cost2100_filename(split, names) for split in SPLITS}
+    record_path = out_dir / GENERATE_RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"settings": settings, "files": {}}
+    differences = settings_differences(record["settings"], settings)
+    if differences and not overwrite:
+        raise ValueError(f"{out_dir} holds a dataset of `mimokd generate` with other settings "
+                         f"({'; '.join(differences)}); pass --overwrite to replace it, or choose another --out")
+    stale = [out_dir / name for name in record["files"]] if differences else []
+    if differences:
+        record = {"settings": settings, "files": {}}
+    unrecorded = [str(path) for path in files.values() if path.exists() and path.name not in record["files"]]
+    if unrecorded and not overwrite:
+        raise ValueError(f"{', '.join(unrecorded)} exist(s) and {record_path} does not record how; pass --overwrite "
+                         "to replace them, or choose another --out")
+    if differences:
+        write_json(record_path, record)
+        for path in stale:
+            if path not in files.values():
+                path.unlink(missing_ok=True)
+    written = []
+    for split, path in files.items():
+        entry = record["files"].get(path.name)
+        if entry is not None and path.exists():
+            found = sha256_file(path)
+            if found == entry["sha256"]:
+                continue
+            warnings.warn(f"{path} is damaged: sha256 {found} where {record_path} records {entry['sha256']}; "
+                          "regenerating it", stacklevel=2)
+        csi = load_csi(source, split=split, num_samples=samples.get(split), seed=seed,
+                       **({"scenario": scenario} if scenario else {}))
+        with atomic_path(path) as tmp:
+            save_cost2100(tmp, csi)
+            record["files"][path.name] = {"samples": len(csi), "sha256": sha256_file(tmp)}
+            write_json(record_path, record)
+        written.append(path)
+    return written
 
 
 def make_dataset(csi, *, batch_size, shuffle=False, seed=0, targets=None, drop_remainder=False):

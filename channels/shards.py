@@ -12,10 +12,20 @@
 * ``format="mat"``: ``DATA_H{split}{in,out}.mat`` (``HT``, ``(N, 2048)``) and, for the test split,
   ``DATA_HtestF{in,out}_all.mat`` (``HF_all``, ``(N, 4000)``), the layout of the public files.
 
-A ``manifest.json`` beside them records the recipe, seed and every split's shards. Every file is
-written through :func:`mimokd.fileio.atomic_path`, so a killed run leaves whole files only; a
-re-run skips the shards that exist with the same settings and refuses to touch a file made with
-other settings.
+A ``manifest.json`` beside them records the recipe, seed and every split's plan (samples, shards)
+and files: ``{"samples": n, "sha256": hex}`` per file. Every file is written through
+:func:`mimokd.fileio.atomic_path` and recorded in the manifest before it is moved into place, so a
+killed run leaves whole files only, each either recorded or absent. A re-run with the same
+settings skips the files whose sha256 matches the manifest and regenerates missing or corrupt
+ones; a run with other settings is refused with the differences named, unless ``overwrite``
+(``--overwrite``), which replaces the split (another plan) or the whole dataset (another recipe,
+seed or format). A shard that the manifest does not record (copied in from another machine that
+ran other ``shard_ids``) is checked (its meta, size and values) and recorded by a re-run.
+
+Readers (:func:`load_shards`, :func:`shard_dataset`, :func:`read_split`) check every file's sha256
+and sample count against the manifest, and the manifest's counts against its plan, so an edited
+or damaged manifest or file is named in the error rather than believed; CSI must be finite and in
+[0, 1].
 
 Workers are processes (``multiprocessing`` spawn, one BLAS thread each: the channel model's many
 small matrix products run slower multi-threaded); drops are generated in chunks of
@@ -25,10 +35,13 @@ small matrix products run slower multi-threaded); drops are generated in chunks 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import multiprocessing
 import numbers
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -36,9 +49,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import mimokd
-from mimokd.channels.cost2100 import COST2100_SCENARIOS, cost2100_filename, save_cost2100, save_hf
+from mimokd.channels.cost2100 import (
+    COST2100_SCENARIOS,
+    cost2100_filename,
+    load_cost2100,
+    load_hf,
+    save_cost2100,
+    save_hf,
+)
+from mimokd.channels.layout import check_csi
 from mimokd.channels.recipes import generate_samples, get_recipe, recipe_for_split
-from mimokd.fileio import atomic_path, write_json
+from mimokd.fileio import atomic_path, sha256_file, write_json
 from mimokd.rng import SPLITS, split_seed
 
 MANIFEST = "manifest.json"
@@ -88,13 +109,39 @@ def _shard_meta(recipe, seed, split, k, shards, start, count):
             "shard": k, "shards": shards, "start": start, "count": count}
 
 
-def _read_meta(path):
+def _sha256(raw):
+    """The sha256 hex digest of bytes already in memory (a file read once, to be both hashed and parsed)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _read_npz(raw, path):
+    """The arrays of a shard's bytes, as a dict; ``ValueError`` naming ``path`` when they are no shard."""
     try:
-        with np.load(path) as data:
-            return json.loads(str(data["meta"]))
+        with np.load(io.BytesIO(raw)) as data:
+            arrays = {key: data[key] for key in data.files}
+        arrays["meta"] = json.loads(str(arrays["meta"]))
+        return arrays
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} exists but is not a readable mimokd shard ({error}); "
-                         "delete it to regenerate") from error
+        raise ValueError(f"{path} is not a readable mimokd shard ({error})") from error
+
+
+def _checked(array, key, origin, samples):
+    """A split file's array after the checks of its size (``samples``) and values.
+
+    Args:
+        array: ``HT`` float ``[n, 2, 32, W]`` in [0, 1] or ``HF`` complex ``[n, 32, 125]``.
+        key: ``"HT"`` or ``"HF"``.
+        origin: the file and split, for the error messages.
+        samples: the sample count the manifest records.
+    """
+    if array.shape[0] != samples:
+        raise ValueError(f"{origin} holds {array.shape[0]} samples where {MANIFEST} records {samples}; "
+                         f"the manifest was edited or belongs to another dataset")
+    if key == "HT":
+        return check_csi(array, name=f"HT of {origin}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"HF of {origin} contains NaN or infinite values; expected finite complex [N, 32, 125]")
+    return array
 
 
 def _task(args):
@@ -148,7 +195,7 @@ def _collect(results, count, bar):
 
 
 def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=None, shard_ids=None, workers=1,
-                  format="npz", progress=True, **overrides):
+                  format="npz", overwrite=False, progress=True, **overrides):
     """Generates one split of a recipe and writes it to ``out_dir``.
 
     Args:
@@ -161,14 +208,17 @@ def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=Non
         shard_ids: write only these shards (to spread one dataset over machines); default all.
         workers: processes, int >= 1.
         format: ``"npz"`` or ``"mat"``.
+        overwrite: replace what ``out_dir`` holds with other settings (the whole dataset for another
+            recipe, seed or format; the split for another plan) instead of refusing.
         progress: show a tqdm progress bar.
         **overrides: recipe fields to change (``bandwidth``, ``timing``, ``scaling``, ...).
 
     Returns:
-        list of the paths written in this call (shards that existed are skipped, not listed).
+        list of the paths written in this call (files present and verified are skipped, not listed;
+        corrupt ones are regenerated, with a warning naming them).
 
     Raises:
-        ValueError: bad arguments, or an existing file made with other settings.
+        ValueError: bad arguments, or (without ``overwrite``) a dataset or file of other settings.
     """
     recipe = get_recipe(recipe, **overrides)
     samples, seed, workers = _check_int("samples", samples, 1), _check_int("seed", seed, 0), _check_int(
@@ -180,54 +230,139 @@ def write_dataset(recipe, out_dir, *, samples, split="train", seed=0, shards=Non
     if format == "mat" and recipe.suffix is None:
         raise ValueError(f"Recipe {recipe.name!r} has no COST2100 file names; use format='npz'")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; expected a dataset folder (new, or of the same settings)")
     if format == "mat":
-        write_json(out_dir / MANIFEST, _planned_manifest(out_dir, recipe, seed, split, samples, 1, format="mat"))
-        return _write_mat(recipe_for_split(recipe, split), out_dir, samples, split, seed, workers, progress)
-    shards = -(-samples // DEFAULT_SHARD_SIZE) if shards is None else _check_int("shards", shards, 1)
+        shards = 1
+    else:
+        shards = -(-samples // DEFAULT_SHARD_SIZE) if shards is None else _check_int("shards", shards, 1)
     ranges = shard_ranges(samples, shards)
     ids = _parse_shard_ids(shard_ids, shards)
-    manifest = _planned_manifest(out_dir, recipe, seed, split, samples, shards, format="npz")
+    manifest, stale = _planned_manifest(out_dir, recipe, seed, split, samples, shards, format=format,
+                                        overwrite=overwrite)
     split_recipe = recipe_for_split(recipe, split)
-    todo = []
-    for k in ids:
-        path = out_dir / shard_name(split, k, shards)
-        meta = _shard_meta(split_recipe, seed, split, k, shards, *ranges[k])
-        if path.exists():
-            if _read_meta(path) != meta:
-                raise ValueError(f"{path} exists with other settings (recipe, seed or range); "
-                                 "choose another --out or delete it")
-            continue
-        todo.append((k, path, meta))
+    files = manifest["splits"][split]["files"]
+    if format == "mat":
+        todo = _mat_todo(split_recipe, out_dir, split, samples, files, stale=split in stale, overwrite=overwrite)
+    else:
+        todo = []
+        for k in ids:
+            path = out_dir / shard_name(split, k, shards)
+            meta = _shard_meta(split_recipe, seed, split, k, shards, *ranges[k])
+            if split in stale or not _shard_present(path, meta, files, overwrite):
+                todo.append((k, path, meta))
     write_json(out_dir / MANIFEST, manifest)  # after the checks: a refused run changes nothing
-    recipe = split_recipe
+    for old in stale:  # the replaced splits' files, now unlisted
+        for path in (*out_dir.glob(f"{old}-?????-of-?????.npz"), *out_dir.glob(f"DATA_H{old}*.mat")):
+            path.unlink()
+    if format == "mat":
+        return _write_mat(split_recipe, out_dir, manifest, samples, split, seed, workers, progress, todo)
     written = []
     split_seed_value = split_seed(seed, split)
     total = sum(meta["count"] for _, _, meta in todo)
     with _mapper(workers) as run, tqdm(total=total, disable=not progress, unit="sample",
                                        desc=f"{recipe.name} {split}") as bar:
-        results = run(_tasks(recipe, split_seed_value, [(m["start"], m["count"]) for _, _, m in todo]))
+        results = run(_tasks(split_recipe, split_seed_value, [(m["start"], m["count"]) for _, _, m in todo]))
         for k, path, meta in todo:
             data = _collect(results, meta["count"], bar)
             index = np.arange(meta["start"], meta["start"] + meta["count"], dtype=np.int64)
-            with atomic_path(path) as tmp:
-                np.savez(tmp, meta=json.dumps(meta), index=index, **data)
+            _write_recorded(path, out_dir, manifest, split, meta["count"],
+                            lambda tmp: np.savez(tmp, meta=json.dumps(meta), index=index, **data))
             written.append(path)
     return written
 
 
-def _write_mat(recipe, out_dir, samples, split, seed, workers, progress):
-    path = out_dir / cost2100_filename(split, _file_scenario(recipe.suffix))
-    hf_path = out_dir / cost2100_filename("test", _file_scenario(recipe.suffix), frequency=True) if recipe.keep_hf \
-        else None
-    if path.exists() and (hf_path is None or hf_path.exists()):
+def _write_recorded(path, out_dir, manifest, split, samples, write):
+    """Writes a split file through ``write(tmp)`` and records it (samples, sha256) in the manifest.
+
+    The manifest is written before the file is moved into place: after a kill, the file is either
+    recorded and present, or recorded and absent / stale (a re-run regenerates it).
+    """
+    with atomic_path(path) as tmp:
+        write(tmp)
+        manifest["splits"][split]["files"][path.name] = {"samples": samples, "sha256": sha256_file(tmp)}
+        write_json(out_dir / MANIFEST, manifest)
+
+
+def _shard_present(path, meta, files, overwrite):
+    """Whether the shard at ``path`` holds the data of ``meta`` and can be skipped.
+
+    A recorded shard is present when its sha256 matches; otherwise (damaged) it is regenerated,
+    with a warning. An unrecorded one (copied from another machine) is checked -- its meta, sample
+    count and values -- and recorded in ``files``; one of other settings is refused unless
+    ``overwrite``; an unreadable one is regenerated, with a warning.
+    """
+    if not path.exists():
+        return False
+    raw = path.read_bytes()
+    record = files.get(path.name)
+    if record is not None:
+        found = _sha256(raw)
+        if found == record["sha256"]:
+            return True
+        warnings.warn(f"{path} is damaged: sha256 {found} where {MANIFEST} records {record['sha256']}; "
+                      "regenerating it", stacklevel=3)
+        return False
+    try:
+        arrays = _read_npz(raw, path)
+    except ValueError as error:
+        warnings.warn(f"{error}; regenerating it", stacklevel=3)
+        return False
+    if arrays["meta"] != meta:
+        if overwrite:
+            return False
+        differences = settings_differences(arrays["meta"], meta)
+        raise ValueError(f"{path} exists with other settings ({'; '.join(differences)}) and {MANIFEST} does not "
+                         "record it; pass --overwrite (overwrite=True) to replace it, or choose another --out")
+    _checked(arrays["HT"], "HT", f"{path} ({meta['split']} split)", meta["count"])
+    files[path.name] = {"samples": meta["count"], "sha256": _sha256(raw)}
+    return True
+
+
+def _mat_files(recipe, out_dir, split):
+    """``[(path, key)]``: the ``.mat`` files of a split (``HF_all`` for a test split that keeps it)."""
+    scenario = _file_scenario(recipe.suffix)
+    files = [(out_dir / cost2100_filename(split, scenario), "HT")]
+    if recipe.keep_hf:
+        files.append((out_dir / cost2100_filename("test", scenario, frequency=True), "HF"))
+    return files
+
+
+def _mat_todo(recipe, out_dir, split, samples, files, *, stale, overwrite):
+    """The split's ``.mat`` files to (re)write: all of them unless each is recorded and matches.
+
+    A file at one of their names that the manifest does not record is refused unless ``overwrite``
+    (the ``.mat`` layout has no meta to check it against); ``stale`` (a replaced split) rewrites all.
+    """
+    targets = _mat_files(recipe, out_dir, split)
+    unrecorded = [str(path) for path, _ in targets if path.exists() and path.name not in files]
+    if unrecorded and not (overwrite or stale):
+        raise ValueError(f"{', '.join(unrecorded)} exist(s) but {out_dir / MANIFEST} does not record it; pass "
+                         "--overwrite (overwrite=True) to replace it, or choose another --out")
+    if stale or unrecorded:
+        return targets
+    for path, _ in targets:
+        record = files.get(path.name)
+        if not path.exists() or record is None or record["samples"] != samples:
+            return targets
+        found = sha256_file(path)
+        if found != record["sha256"]:
+            warnings.warn(f"{path} is damaged: sha256 {found} where {MANIFEST} records {record['sha256']}; "
+                          "regenerating it", stacklevel=3)
+            return targets
+    return []
+
+
+def _write_mat(recipe, out_dir, manifest, samples, split, seed, workers, progress, todo):
+    if not todo:
         return []
     with _mapper(workers) as run, tqdm(total=samples, disable=not progress, unit="sample",
                                        desc=f"{recipe.name} {split}") as bar:
         data = _collect(run(_tasks(recipe, split_seed(seed, split), [(0, samples)])), samples, bar)
-    written = [save_cost2100(path, data["HT"])]
-    if hf_path is not None:
-        written.append(save_hf(hf_path, data["HF"]))
-    return written
+    for path, key in todo:
+        save = save_cost2100 if key == "HT" else save_hf
+        _write_recorded(path, out_dir, manifest, split, samples, lambda tmp: save(tmp, data[key]))
+    return [path for path, _ in todo]
 
 
 def _file_scenario(suffix):
@@ -235,65 +370,182 @@ def _file_scenario(suffix):
     return {file_suffix: scenario for scenario, file_suffix in COST2100_SCENARIOS.items()}[suffix]
 
 
-def mat_path(directory, split):
-    """The ``.mat`` file of ``split`` in a folder written with ``format="mat"``."""
-    manifest = read_manifest(directory)
-    if manifest["format"] != "mat":
-        raise ValueError(f"{directory} holds .npz shards, not .mat files; read them with load_shards")
-    return Path(directory) / cost2100_filename(split, _file_scenario(manifest["recipe"]["suffix"]))
-
-
 def read_manifest(directory):
     """The ``manifest.json`` of a generated dataset folder, as a dict.
 
     Raises:
         FileNotFoundError: no manifest (not a folder made by :func:`write_dataset`).
+        ValueError: a manifest that is not JSON.
     """
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"No {MANIFEST} in {directory}: not a dataset made by `mimokd data generate`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); expected the manifest of `mimokd data generate`: "
+                         "regenerate the dataset with --overwrite") from error
 
 
-def _planned_manifest(out_dir, recipe, seed, split, samples, shards, *, format):
-    """The folder's manifest with the split's plan added; refuses a folder of another recipe, seed or size."""
-    path = out_dir / MANIFEST
-    entry = {"samples": samples, "shards": shards, "split_seed": split_seed(seed, split)}
-    if path.exists():
-        manifest = read_manifest(out_dir)
-        if manifest["recipe"] != recipe.settings() or manifest["seed"] != seed or manifest["format"] != format:
-            raise ValueError(f"{out_dir} holds a dataset of another recipe, seed or format "
-                             f"({manifest['recipe']['name']}, seed {manifest['seed']}, {manifest['format']}); "
-                             "choose another --out")
-        old = manifest["splits"].get(split)
-        if old is not None and old != entry:
-            raise ValueError(f"{out_dir} already holds a {split} split of {old['samples']} samples in "
-                             f"{old['shards']} shards; choose another --out or the same --samples and --shards")
-    else:
-        manifest = {"format": format, "mimokd": mimokd.__version__, "recipe": recipe.settings(), "seed": seed,
-                    "splits": {}}
-    manifest["splits"][split] = entry
-    return manifest
+def settings_differences(old, new, prefix=""):
+    """The entries where two settings dicts differ, e.g. ``["seed 0 -> 1", "recipe.bandwidth 2e7 -> 3.2e7"]``.
+
+    Nested dicts are compared entry by entry (dotted names); a missing entry shows as ``(none)``.
+    """
+    differences = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        a, b = old.get(key, "(none)"), new.get(key, "(none)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += settings_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            differences.append(f"{prefix}{key} {a} -> {b}")
+    return differences
 
 
-def split_files(directory, split):
-    """The shard paths of ``split`` in a folder written with ``format="npz"``, in order; all must exist."""
+def _planned_manifest(out_dir, recipe, seed, split, samples, shards, *, format, overwrite):
+    """The folder's manifest with the split's plan, and the splits whose files are to be deleted.
+
+    Another recipe, seed or format is refused (naming the differences) unless ``overwrite``, which
+    starts a fresh manifest and marks every old split stale; another plan for the split likewise
+    marks that split stale. Files recorded for an unchanged plan are kept.
+
+    Returns:
+        ``(manifest, stale)``: the dict to write, the list of split names to delete.
+    """
+    plan = {"samples": samples, "shards": shards, "split_seed": split_seed(seed, split)}
+    manifest = {"format": format, "mimokd": mimokd.__version__, "recipe": recipe.settings(), "seed": seed,
+                "splits": {}}
+    stale = []
+    if (out_dir / MANIFEST).exists():
+        old = read_manifest(out_dir)
+        differences = settings_differences({key: old.get(key) for key in ("format", "recipe", "seed")},
+                                           {key: manifest[key] for key in ("format", "recipe", "seed")})
+        if differences and not overwrite:
+            raise ValueError(f"{out_dir} holds a dataset of other settings ({'; '.join(differences)}); pass "
+                             "--overwrite (overwrite=True) to replace the whole dataset, or choose another --out")
+        if differences:
+            stale = list(old.get("splits", {}))
+        else:
+            manifest["splits"] = old["splits"]
+            entry = old["splits"].get(split)
+            if entry is not None and {key: entry.get(key) for key in plan} != plan:
+                if not overwrite:
+                    raise ValueError(
+                        f"{out_dir} already holds a {split} split of {entry['samples']} samples in {entry['shards']} "
+                        f"shards ({'; '.join(settings_differences({k: entry.get(k) for k in plan}, plan))}); pass "
+                        "--overwrite (overwrite=True) to replace that split, or use the same --samples and --shards")
+                stale = [split]
+    entry = manifest["splits"].get(split) if split not in stale else None
+    manifest["splits"][split] = {**plan, "files": dict((entry or {}).get("files", {}))}
+    return manifest, stale
+
+
+def _split_entry(directory, split, format):
+    """The manifest's entry of ``split``, in a folder of ``format``; refuses a manifest without checksums."""
     manifest = read_manifest(directory)
-    if manifest["format"] != "npz":
-        raise ValueError(f"{directory} holds .mat files; read them with mimokd.channels.load_cost2100")
+    if manifest["format"] != format:
+        if format == "npz":
+            raise ValueError(f"{directory} holds .mat files; read them with mimokd.channels.load_cost2100")
+        raise ValueError(f"{directory} holds .npz shards, not .mat files; read them with load_shards")
     entry = manifest["splits"].get(split)
     if entry is None:
         raise ValueError(f"{directory} has no {split} split; it has {sorted(manifest['splits'])}")
-    files = [Path(directory) / shard_name(split, k, entry["shards"]) for k in range(entry["shards"])]
-    missing = [k for k, f in enumerate(files) if not f.exists()]
+    if "files" not in entry:
+        raise ValueError(f"{Path(directory) / MANIFEST} records no sha256 or sample count for its {split} files "
+                         "(written by an older mimokd); rerun the `mimokd data generate` command that made them "
+                         "to check and record them")
+    return entry
+
+
+def _split_records(directory, split):
+    """``[(path, record)]`` of the split's files in order, checked against the manifest's plan.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a file present but unrecorded, or recorded counts that contradict the plan.
+    """
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    entry = _split_entry(directory, split, manifest["format"])
+    files = entry["files"]
+    if manifest["format"] == "npz":
+        counts = [count for _, count in shard_ranges(entry["samples"], entry["shards"])]
+        names = [shard_name(split, k, entry["shards"]) for k in range(entry["shards"])]
+    else:
+        settings = dict(manifest["recipe"])
+        recipe = recipe_for_split(get_recipe(settings.pop("name"), **settings), split)
+        names = [path.name for path, _ in _mat_files(recipe, directory, split)]
+        counts = [entry["samples"]] * len(names)
+    missing = [k for k, name in enumerate(names) if not (directory / name).exists()]
     if missing:
-        raise FileNotFoundError(f"{directory}: {split} shards {missing} of {entry['shards']} are missing; "
-                                f"generate them (mimokd data generate ... --shard-ids {' '.join(map(str, missing))})")
-    return files
+        npz = manifest["format"] == "npz"
+        hint = f" --shard-ids {' '.join(map(str, missing))}" if npz else ""
+        raise FileNotFoundError(
+            f"{directory}: {split} {'shards' if npz else 'files'} {missing} of {len(names)} are missing "
+            f"({', '.join(names[k] for k in missing)}); generate them (mimokd data generate ...{hint})")
+    unrecorded = [name for name in names if name not in files]
+    if unrecorded:
+        raise ValueError(f"{directory / unrecorded[0]} is not recorded in {directory / MANIFEST} (copied from "
+                         "another machine?); rerun `mimokd data generate` with the same settings in this folder "
+                         "to check and record it")
+    for name, count in zip(names, counts):
+        if files[name]["samples"] != count:
+            raise ValueError(
+                f"{directory / MANIFEST} contradicts itself: its {split} split of {entry['samples']} samples in "
+                f"{entry['shards']} shards puts {count} samples in {name}, but the file's record says "
+                f"{files[name]['samples']}; the manifest was edited or damaged: regenerate with --overwrite")
+    return [(directory / name, files[name]) for name in names]
+
+
+def _read_file(path, record, split, key):
+    """A split file's ``key`` array after the checks of its sha256, sample count and values.
+
+    Returns:
+        ``HT`` float32 ``[n, 2, 32, 32]`` in [0, 1], or ``HF`` complex64 ``[n, 32, 125]``.
+    """
+    raw = path.read_bytes()
+    found = _sha256(raw)
+    if found != record["sha256"]:
+        raise ValueError(f"{path} is damaged: its sha256 is {found} where {path.parent / MANIFEST} records "
+                         f"{record['sha256']}; rerun the `mimokd data generate` command that wrote it to "
+                         "regenerate it")
+    origin = f"{path} ({split} split)"
+    if path.suffix == ".mat":
+        array = load_cost2100(path) if key == "HT" else load_hf(path)
+    else:
+        arrays = _read_npz(raw, path)
+        if key not in arrays:
+            raise ValueError(f"{path} holds no {key!r}; it holds {sorted(arrays)}")
+        array = arrays[key]
+    return _checked(array, key, origin, record["samples"])
+
+
+def read_split(directory, split="train", key="HT"):
+    """Yields a split of a generated folder (either format) file by file, each checked.
+
+    Every file's sha256 and sample count must match the manifest, and its values be finite
+    (``HT`` in [0, 1]).
+
+    Args:
+        directory: a folder written by :func:`write_dataset`.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        key: ``"HT"`` or ``"HF"`` (the test split of a recipe that keeps it).
+
+    Yields:
+        ``HT`` float32 ``[n, 2, 32, 32]`` or ``HF`` complex64 ``[n, 32, 125]`` per file, in drop order.
+    """
+    records = _split_records(directory, split)
+    if records[0][0].suffix == ".mat":
+        keys = ["HT", "HF"][:len(records)]
+        if key not in keys:
+            raise ValueError(f"{directory} holds no {key!r} for its {split} split; it holds {keys}")
+        records = [records[keys.index(key)]]
+    for path, record in records:
+        yield _read_file(path, record, split, key)
 
 
 def load_shards(directory, split="train", num_samples=None, key="HT"):
-    """Reads a split of a sharded dataset into memory.
+    """Reads a split of a sharded dataset into memory (checked as by :func:`read_split`).
 
     Args:
         directory: a folder written by :func:`write_dataset` with ``format="npz"``.
@@ -304,15 +556,13 @@ def load_shards(directory, split="train", num_samples=None, key="HT"):
     Returns:
         the array, in drop order.
     """
+    _split_entry(directory, split, "npz")
     parts, got = [], 0
-    for path in split_files(directory, split):
+    for part in read_split(directory, split, key):
+        parts.append(part)
+        got += part.shape[0]
         if num_samples is not None and got >= num_samples:
             break
-        with np.load(path) as data:
-            if key not in data:
-                raise ValueError(f"{path} holds no {key!r}; it holds {sorted(data.files)}")
-            parts.append(data[key])
-        got += parts[-1].shape[0]
     array = np.concatenate(parts)
     if num_samples is not None:
         if num_samples > array.shape[0]:
@@ -326,23 +576,25 @@ def shard_dataset(directory, split="train", *, batch_size, shuffle=False, seed=0
     """Streams a sharded split as a ``tf.data.Dataset`` of ``(x, x)`` batches, one shard in memory at a time.
 
     With ``shuffle``, the shard order is shuffled every epoch and samples pass through a shuffle
-    buffer of ``shuffle_buffer`` samples (both seeded by ``seed``).
+    buffer of ``shuffle_buffer`` samples (both seeded by ``seed``). Each shard is checked as it is
+    read (:func:`read_split`): a damaged one stops the stream with an error naming it.
 
     Returns:
         ``tf.data.Dataset`` of ``(float32 [batch, 2, 32, 32], float32 [batch, 2, 32, 32])``.
     """
     import tensorflow as tf  # imported here so that the numpy parts of channels load without TF
 
-    files = [str(f) for f in split_files(directory, split)]
+    _split_entry(directory, split, "npz")
+    records = {str(path): record for path, record in _split_records(directory, split)}
     _check_int("batch_size", batch_size, 1)
 
     def read(path):
-        with np.load(path.decode() if isinstance(path, bytes) else path) as data:
-            yield from data["HT"]
+        path = path.decode() if isinstance(path, bytes) else path
+        yield from _read_file(Path(path), records[path], split, "HT")
 
-    paths = tf.data.Dataset.from_tensor_slices(files)
+    paths = tf.data.Dataset.from_tensor_slices(list(records))
     if shuffle:
-        paths = paths.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        paths = paths.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     signature = tf.TensorSpec((2, 32, 32), tf.float32)
     samples = paths.flat_map(lambda p: tf.data.Dataset.from_generator(read, output_signature=signature, args=(p,)))
     if shuffle:

@@ -57,7 +57,7 @@ def test_generate_writes_cost2100_files(tmp_path):
     assert main(["generate", "--out", str(tmp_path), "--train-samples", "30",
                  "--val-samples", "10", "--test-samples", "10"]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["DATA_Htestin.mat", "DATA_Htrainin.mat", "DATA_Hvalin.mat"]
+    assert names == ["DATA_Htestin.mat", "DATA_Htrainin.mat", "DATA_Hvalin.mat", "generate.json"]
     assert load_csi(tmp_path / "DATA_Htrainin.mat").shape == (30, 2, 32, 32)
 
 

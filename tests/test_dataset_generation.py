@@ -331,9 +331,15 @@ def test_written_shards_cover_each_split_in_order(base):
 
 
 def test_manifest(base, tmp_path):
+    def files(split, samples, shards):
+        names = [shard_name(split, k, shards) for k in range(shards)]
+        return {name: {"samples": count, "sha256": hashlib.sha256((base / name).read_bytes()).hexdigest()}
+                for name, (_, count) in zip(names, shard_ranges(samples, shards))}
+
     assert read_manifest(base) == {
         "format": "npz", "mimokd": mimokd.__version__, "recipe": get_recipe(INDOOR).settings(), "seed": SEED,
-        "splits": {split: {"samples": samples, "shards": shards, "split_seed": split_seed(SEED, split)}
+        "splits": {split: {"samples": samples, "shards": shards, "split_seed": split_seed(SEED, split),
+                           "files": files(split, samples, shards)}
                    for split, (samples, shards) in BASE_SPLITS.items()}}
     with pytest.raises(FileNotFoundError, match="No manifest.json"):
         read_manifest(tmp_path)
@@ -372,16 +378,16 @@ def test_shard_ids_write_a_subset_and_complete_later(base, tmp_path):
 def test_other_settings_are_refused_and_files_left_untouched(base_copy):
     before = _snapshot(base_copy)
     attempts = [
-        ({"seed": SEED + 1}, "another recipe, seed or format"),
-        ({"recipe": "cost2100-outdoor"}, "another recipe, seed or format"),
-        ({"timing": "first-path"}, "another recipe, seed or format"),
-        ({"format": "mat"}, "another recipe, seed or format"),
-        ({"samples": 31}, "already holds a train split of 30 samples in 3 shards"),
-        ({"shards": 2}, "already holds a train split of 30 samples in 3 shards"),
+        ({"seed": SEED + 1}, f"a dataset of other settings (seed {SEED} -> {SEED + 1})"),
+        ({"recipe": "cost2100-outdoor"}, "recipe.name cost2100-indoor -> cost2100-outdoor"),
+        ({"timing": "first-path"}, "(recipe.timing absolute -> first-path); pass --overwrite"),
+        ({"format": "mat"}, "(format npz -> mat)"),
+        ({"samples": 31}, "already holds a train split of 30 samples in 3 shards (samples 30 -> 31)"),
+        ({"shards": 2}, "already holds a train split of 30 samples in 3 shards (shards 3 -> 2)"),
     ]
     for change, message in attempts:
         args = {"samples": 30, "shards": 3, **change}
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=re.escape(message)):
             _write(base_copy, **args)
     assert _snapshot(base_copy) == before
 
@@ -401,20 +407,24 @@ def test_a_shard_of_other_settings_is_refused(base_copy):
         k: v for k, v in before.items() if k != "manifest.json"}
 
 
-def test_a_corrupt_shard_is_reported(base_copy):
-    path = base_copy / shard_name("train", 1, 3)
-    path.write_bytes(b"\x00garbage" * 50)
-    with pytest.raises(ValueError, match=re.escape(f"{path} exists but is not a readable mimokd shard")):
-        _write(base_copy, 30, 3)
-    assert path.read_bytes() == b"\x00garbage" * 50
-
-
-def test_a_truncated_shard_is_reported(base_copy):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
+def test_a_damaged_shard_is_named_on_load_and_regenerated_by_a_rerun(base, base_copy, damage):
     path = base_copy / shard_name("train", 1, 3)
     raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(ValueError, match=re.escape(f"{path} exists but is not a readable mimokd shard")):
-        _write(base_copy, 30, 3)
+    damaged = {"garbage": b"\x00garbage" * 50, "truncated": raw[: len(raw) // 2],
+               "flipped": raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:]}[damage]
+    path.write_bytes(damaged)
+    recorded = read_manifest(base_copy)["splits"]["train"]["files"][path.name]["sha256"]
+    found = hashlib.sha256(damaged).hexdigest()
+    expected = f"{path} is damaged: its sha256 is {found} where {base_copy / 'manifest.json'} records {recorded}"
+    for read in (lambda: load_shards(base_copy, "train"), lambda: load_csi(base_copy, split="train"),
+                 lambda: list(shard_dataset(base_copy, "train", batch_size=8).as_numpy_iterator())):
+        with pytest.raises(Exception, match=re.escape(expected)):
+            read()
+    with pytest.warns(UserWarning, match=re.escape(f"{path} is damaged: sha256 {found}")):
+        assert _write(base_copy, 30, 3) == [path]  # not skipped as "present"
+    assert path.read_bytes() == raw
+    np.testing.assert_array_equal(load_shards(base_copy, "train"), load_shards(base, "train"))
 
 
 def test_a_refused_run_writes_no_manifest(base_copy):

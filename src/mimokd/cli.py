@@ -34,7 +34,13 @@ from pathlib import Path
 SPLITS = ("train", "val", "test")
 
 
-def _add_data_args(parser, default_samples):
+def _add_data_args(parser, default_samples, splits=None):
+    """``--data``, ``--scenario``, ``--seed`` and ``--{split}-samples`` for each split of ``default_samples``.
+
+    ``splits`` (default: those of ``default_samples``) are the splits the command reads; where
+    there are several, ``--data`` may not be one file.
+    """
+    parser.set_defaults(data_splits=tuple(splits or default_samples))
     parser.add_argument(
         "--data",
         default="builtin-indoor",
@@ -60,6 +66,12 @@ def _add_data_args(parser, default_samples):
 def _load(args, split):
     from mimokd.channels import load_csi
 
+    if len(args.data_splits) > 1 and Path(args.data).is_file():
+        raise ValueError(
+            f"--data {args.data} is one file, but `mimokd {args.command}` reads its {', '.join(args.data_splits)} "
+            "splits, which must be different data. Expected a folder of COST2100 files (DATA_Htrain*.mat, "
+            "DATA_Hval*.mat, DATA_Htest*.mat; with --scenario), a folder of `mimokd data generate`, or a "
+            "registered source")
     count = getattr(args, f"{split}_samples") or None
     kwargs = {"scenario": args.scenario} if args.scenario else {}
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
@@ -119,14 +131,15 @@ def cmd_models(args):
 
 
 def cmd_generate(args):
-    from mimokd.channels import save_cost2100
-    from mimokd.channels.cost2100 import cost2100_filename
+    from mimokd.channels.datasets import write_cost2100_dataset
 
-    scenario = args.scenario or ("outdoor" if "outdoor" in args.data else "indoor")
-    for split in SPLITS:
-        path = Path(args.out) / cost2100_filename(split, scenario)
-        save_cost2100(path, _load(args, split))
+    written = write_cost2100_dataset(args.data, args.out, samples={s: getattr(args, f"{s}_samples") or None
+                                                                   for s in SPLITS},
+                                     scenario=args.scenario, seed=args.seed, overwrite=args.overwrite)
+    for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"{args.out}: every file present with these settings, skipped")
 
 
 def cmd_data_list(args):
@@ -147,7 +160,8 @@ def cmd_data_generate(args):
                             bandwidth=args.bandwidth, timing=args.timing, scaling=_scaling(args.scaling),
                             steering_sign=args.steering_sign, angle_order=args.angle_order,
                             delay_offset=args.delay_offset,
-                            ue_annulus=None if args.ue_annulus is None else tuple(args.ue_annulus))
+                            ue_annulus=None if args.ue_annulus is None else tuple(args.ue_annulus),
+                            overwrite=args.overwrite)
     print(f"wrote {len(written)} file(s) to {args.out}" + ("" if written else " (all present, skipped)"))
 
 
@@ -617,7 +631,7 @@ def _add_export_args(parser, out, parts_default):
     parser.add_argument("--threads", type=int, default=1, help="runtime threads for checks and timing (default: 1)")
     parser.add_argument("--calibration-samples", type=int, default=200,
                         help="training CSI samples that calibrate int8 (default: 200)")
-    _add_data_args(parser, {"test": 500})
+    _add_data_args(parser, {"test": 500}, splits=("train", "test"))
 
 
 def build_parser():
@@ -666,9 +680,14 @@ def build_parser():
     )
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("generate", help="write train/val/test CSI as COST2100-format .mat files")
+    p = sub.add_parser(
+        "generate", help="write train/val/test CSI as COST2100-format .mat files",
+        description="Write the train, val and test splits of --data as COST2100 .mat files into --out, with "
+        "generate.json (the settings, each file's samples and sha256). A rerun with the same settings skips "
+        "the files that match and rewrites missing or damaged ones; other settings are refused unless --overwrite.")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset of other settings in --out")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("data", help="channel datasets: list, generate (COST 2100, 3GPP 38.901), stats")
@@ -679,8 +698,10 @@ def build_parser():
         "generate", help="generate a split of a scenario as .npz shards or COST2100 .mat files",
         description="Generate one split of a scenario with the built-in channel models (COST 2100 port, "
         "3GPP TR 38.901) into --out: sharded .npz (streamable with tf.data) or the public COST2100 .mat layout. "
-        "Writes are atomic; existing shards with the same settings are skipped; shards made on other machines "
-        "(--shard-ids) with the same seed form the same dataset.")
+        "Writes are atomic; manifest.json records each file's samples and sha256, checked on every load. A rerun "
+        "with the same settings skips the files that match and regenerates missing or damaged ones; other "
+        "settings are refused unless --overwrite. Shards made on other machines (--shard-ids) with the same seed "
+        "form the same dataset: copy them in and rerun to check and record them.")
     a.add_argument("scenario", help="a name from `mimokd data list`, e.g. cost2100-indoor")
     a.add_argument("--samples", type=int, required=True, help="samples of the split")
     a.add_argument("--out", required=True, help="the dataset folder")
@@ -702,6 +723,9 @@ def build_parser():
                    help="[m] UE uniform in this annulus around the BS instead of the square (COST 2100)")
     a.add_argument("--scaling", default=None, help="'peak' (per sample, default) or a global scale factor")
     a.add_argument("--steering-sign", type=int, default=None, choices=(1, -1), help="BS array sign (COST 2100)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="replace what --out holds with other settings (the split, or the whole dataset for "
+                   "another scenario, seed or format)")
     a.set_defaults(func=cmd_data_generate)
     a = actions.add_parser("stats", help="channel statistics of a dataset vs the Octave reference, and power maps")
     a.add_argument("dir", help="a folder written by `mimokd data generate`")

@@ -1,8 +1,8 @@
-"""Builds ``tests/fixtures/cost2100_reference_stats.npz`` from the Octave driver's ``.mat`` chunks.
+"""Builds ``channels/reference/cost2100_reference_stats.npz`` from the Octave driver's ``.mat`` chunks.
 
 Usage::
 
-    python tools/cost2100_reference/build_fixture.py DROPDIR [--out tests/fixtures/cost2100_reference_stats.npz]
+    python tools/cost2100_reference/build_fixture.py DROPDIR [--out channels/reference/cost2100_reference_stats.npz]
         [--reference-commit SHA] [--octave-version VERSION]
 
 ``DROPDIR`` holds the chunks ``<scenario>_seed<k>.mat`` written by ``run_reference.sh``. The fixture

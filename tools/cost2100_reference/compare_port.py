@@ -92,7 +92,7 @@ def main(argv=None):
         f"Written by `tools/cost2100_reference/compare_port.py` on {datetime.date.today().isoformat()}. "
         f"Reference: [{meta['reference']}]({meta['reference']}) at `{meta['reference_commit'][:7]}`, GNU Octave "
         f"{meta['octave_version']}, drops made by `tools/cost2100_reference/generate_reference.m` (fixture "
-        f"`tests/fixtures/cost2100_reference_stats.npz`, built {meta['created']}). Port: "
+        f"`channels/reference/cost2100_reference_stats.npz`, built {meta['created']}). Port: "
         f"`mimokd.channels.cost2100_model.generate_drops(scenario, n, {args.seed})`, converted by "
         "`cost2100_stats.drops_from_model`. Both sides: the same statistics "
         "(`cost2100_stats.statistics`: 32-element ULA with the reference's `exp(-j pi n cos(AoD))` steering, "
