@@ -17,6 +17,7 @@ _EXPORTS = {
     "count_complexity": "flops",
     "graph_flops": "flops",
     "ParityError": "parity",
+    "check_finite_weights": "artifacts",
     "check_parity": "parity",
     "deployable_parts": "artifacts",
     "export_model": "artifacts",

@@ -9,8 +9,15 @@ side) and the same for ``decoder`` (the BS side), loads each back in TensorFlow 
 LiteRT, checks it against the Keras part (:func:`~mimokd.export.parity.check_parity`; the NMSE is
 that of the whole autoencoder with the artifact in place of its Keras part) and writes
 ``manifest.json`` with every artifact's size and parity figures.
+
+The export is built in a temporary folder beside ``out_dir`` and swapped in whole
+(:func:`mimokd.fileio.atomic_dir`): a kill at any instant leaves either the complete old export or
+the complete new one, never a mix of two models. A model whose weights hold NaN or Inf is refused
+before any work (:func:`check_finite_weights`).
 """
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +25,7 @@ import numpy as np
 
 from mimokd.export.formats import PART_FORMATS, Endpoint, get_format, write_artifact
 from mimokd.export.packed import fold_binarized
-from mimokd.export.parity import check_parity
+from mimokd.export.parity import ParityError, check_parity
 from mimokd.export.runtimes import load_runner
 
 ENCODER = Endpoint(signature="encode", input_name="csi", output_name="codeword")
@@ -66,6 +73,42 @@ def deployable_parts(model):
         "Expected a CSI autoencoder, encoder ([batch, 2, H, W] -> [batch, D]) or decoder "
         f"([batch, D] -> [batch, 2, H, W]). Received a model {model.input_shape} -> {model.output_shape}"
     )
+
+
+def check_finite_weights(model, origin=None):
+    """Refuses a model whose weights hold NaN or Inf (a diverged run): its export could only fail
+    later, in a parity check that would blame the artifact.
+
+    Args:
+        model: a Keras model.
+        origin: what to name in the error, e.g. ``"checkpoint runs/x/best.keras"``; default the model.
+
+    Raises:
+        ValueError: naming ``origin``, the first bad weight (its layer path) and the count.
+    """
+    for weight in model.weights:
+        values = np.asarray(weight.numpy())
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            raise ValueError(
+                f"{origin or f'model {model.name!r}'} is broken: weight {weight.path} holds {bad} NaN or infinite "
+                f"value(s) of {values.size}; expected finite weights (a diverged training run? export another "
+                "checkpoint, e.g. best.keras)")
+
+
+def _check_replaceable(out_dir):
+    """Refuses an ``out_dir`` that is a file, or a folder holding anything but an export's files
+    (``manifest.json`` and ``{encoder,decoder}{suffix}`` artifacts): it is replaced whole."""
+    from mimokd.export.formats import FORMATS
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file; expected an export folder (new, empty, or an export to replace)")
+    allowed = {"manifest.json"} | {f"{part}{fmt.suffix}" for part in ("encoder", "decoder") for fmt in FORMATS.values()}
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in allowed) if out_dir.is_dir() else []
+    if foreign:
+        raise ValueError(f"{out_dir} holds files that are not an export's ({', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}), and an export replaces its folder whole; "
+                         "expected a new or empty folder, or an earlier export to replace")
 
 
 def artifact_size(path):
@@ -157,14 +200,16 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
         the manifest (dict), also written to ``out_dir/manifest.json``.
 
     Raises:
-        ParityError: an artifact is out of tolerance (the artifacts already written stay on disk
-            for inspection; the manifest is not written).
+        ValueError: bad arguments, or weights that hold NaN / Inf (before any work).
+        ParityError: an artifact is out of tolerance; ``out_dir`` is left as it was, and the
+            artifacts built so far are kept in ``<out_dir>.failed/`` for inspection (no manifest).
     """
     import keras
     import tensorflow as tf
 
-    from mimokd.fileio import write_json
+    from mimokd.fileio import atomic_dir, write_json
 
+    check_finite_weights(model)
     available = deployable_parts(model)
     if "encoder" not in available:
         raise ValueError(
@@ -187,19 +232,32 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
     check = np.asarray(check, dtype=np.float32)
     if check.ndim != 4 or len(check) < 2:
         raise ValueError(f"`check` must be CSI [M >= 2, 2, H, W]. Received shape {check.shape}")
-    records = []
-    for name in parts:
-        records += export_part(
-            model, available[name], out_dir, formats or PART_FORMATS[name],
-            calibration=calibration, check=check, threads=threads,
-        )
-    manifest = {
-        "model": model.name,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "check_samples": len(check),
-        "calibration_samples": 0 if calibration is None else len(calibration),
-        "artifacts": records,
-    }
-    write_json(Path(out_dir) / "manifest.json", manifest)
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir)
+    with atomic_dir(out_dir) as build:
+        records = []
+        try:
+            for name in parts:
+                records += export_part(
+                    model, available[name], build, formats or PART_FORMATS[name],
+                    calibration=calibration, check=check, threads=threads,
+                )
+        except ParityError as error:
+            failed = out_dir.parent / f"{out_dir.name}.failed"
+            if failed.exists():
+                shutil.rmtree(failed)
+            os.replace(build, failed)
+            raise ParityError(f"{error} ({out_dir} is unchanged; the artifacts are kept in {failed} for "
+                              "inspection)") from error
+        for record in records:  # the paths they will have once swapped in
+            record["path"] = str(out_dir / Path(record["path"]).name)
+        manifest = {
+            "model": model.name,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "check_samples": len(check),
+            "calibration_samples": 0 if calibration is None else len(calibration),
+            "artifacts": records,
+        }
+        write_json(build / "manifest.json", manifest)
     return manifest

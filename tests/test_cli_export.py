@@ -78,8 +78,10 @@ def test_export_parity_failure_is_exit_code_3(tmp_path, monkeypatch, capsys):
                  "--out", str(out), *DATA]) == 3
     err = capsys.readouterr().err
     assert "error: The onnx artifact" in err and "the format allows -1 dB" in err
-    assert (out / "crnet_se_cr32" / "encoder.onnx").is_file()  # kept for inspection
-    assert not (out / "crnet_se_cr32" / "manifest.json").exists()
+    failed = out / "crnet_se_cr32.failed"
+    assert f"({out / 'crnet_se_cr32'} is unchanged; the artifacts are kept in {failed} for inspection)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["crnet_se_cr32.failed"]  # nothing in the export's place
+    assert (failed / "encoder.onnx").is_file() and not (failed / "manifest.json").exists()
 
 
 def test_report(tmp_path, capsys):

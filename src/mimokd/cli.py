@@ -477,13 +477,21 @@ def cmd_pretrained_verify(args):
 
 
 def _models_to_export(args):
-    """``[(label, model)]`` from ``--checkpoint`` files or from ``--models`` x ``--cr`` (untrained)."""
+    """``[(label, model)]`` from ``--checkpoint`` files or from ``--models`` x ``--cr`` (untrained).
+
+    A checkpoint whose weights hold NaN or Inf is refused here, naming the file and a layer.
+    """
+    from mimokd.export.artifacts import check_finite_weights
     from mimokd.train.checkpoints import load_checkpoint
     from mimokd.zoo import create_model
 
     if args.checkpoint:
-        return [(Path(c).parent.name if Path(c).stem in ("best", "final") else Path(c).stem,
-                 load_checkpoint(c, role=args.role)) for c in args.checkpoint]
+        models = []
+        for c in args.checkpoint:
+            model = load_checkpoint(c, role=args.role)
+            check_finite_weights(model, f"checkpoint {c}")
+            models.append((Path(c).parent.name if Path(c).stem in ("best", "final") else Path(c).stem, model))
+        return models
     if not args.models:
         raise ValueError("Give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
     return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models.split(",")
@@ -501,8 +509,9 @@ def cmd_export(args):
     from mimokd.export.runtimes import set_tensorflow_threads
 
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
+    models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
     calibration, check = _export_data(args)
-    for label, model in _models_to_export(args):
+    for label, model in models:
         out = Path(args.out) / label if args.checkpoint is None or len(args.checkpoint) > 1 else Path(args.out)
         manifest = export_model(model, out, calibration=calibration, check=check, parts=args.parts,
                                 formats=args.formats, threads=args.threads)
@@ -524,9 +533,10 @@ def cmd_report(args):
     from mimokd.export.runtimes import set_tensorflow_threads
 
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
+    models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
     calibration, check = _export_data(args)
     complexity, artifacts = [], []
-    for label, model in _models_to_export(args):
+    for label, model in models:
         print(f"{label}: export, check and time {', '.join(args.formats or ['every format'])}")
         rows = report_model(model, Path(args.out) / label, calibration=calibration, check=check,
                             parts=args.parts or ("encoder",), formats=args.formats, threads=args.threads,

@@ -7,6 +7,8 @@ and ``os.replace`` it (atomic on POSIX and Windows) once they succeed.
 """
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -71,27 +73,56 @@ def _remove(path):
         path.unlink()
 
 
+def _exchange(a, b):
+    """Swaps the paths ``a`` and ``b`` in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns:
+        ``True`` once swapped; ``False`` where the C library or the file system cannot.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary folder beside ``path``; swap it in for ``path`` if the block succeeds.
 
-    For writers whose output is a folder (a TensorFlow SavedModel). An existing ``path`` is
-    renamed aside, the new folder renamed in, then the old one deleted, so a crash at any point
-    leaves either the complete old folder or the complete new one under ``path`` (a crash between
-    the two renames leaves the old one under its ``.old`` name). On an exception the temporary
-    folder is removed and ``path`` is untouched.
+    For writers whose output is a folder (a TensorFlow SavedModel, a whole export). The new folder
+    and an existing ``path`` are exchanged in one atomic step where the system allows it (Linux),
+    then the old one is deleted: a kill at any instant leaves either the complete old folder or the
+    complete new one under ``path``. Elsewhere the old one is renamed aside to ``.<name>.old``
+    and the new one renamed in; a kill between the two renames leaves ``path`` absent and the old
+    folder under the ``.old`` name, which the next ``atomic_dir(path)`` puts back first. On an
+    exception the temporary folder is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     old = path.parent / f".{path.name}.old"
+    if old.exists() and path.exists():  # left by a swap killed after its second rename
+        _remove(old)
+    elif old.exists():  # a swap killed between its two renames: put the old folder back
+        os.replace(old, path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
-        _remove(old)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _remove(old)
+        if path.exists() and _exchange(tmp, path):
+            _remove(tmp)  # now the old folder
+        else:
+            _remove(old)
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
