@@ -37,7 +37,7 @@ def code_commit():
         return ""
 
 
-def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, out_dir=None,
+def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, out_dir=None, data_dir=None,
                   paper_nmse_db=None, paper_source="", log=print):
     """Store ``trained`` as the entry ``(model, cr, dataset)`` and measure the stored file.
 
@@ -47,6 +47,9 @@ def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, ou
         recipe: the :class:`~mimokd.pretrained.registry.Recipe` that trained it.
         test_samples: size of the fixed test split (20,000 as the COST2100 test files).
         out_dir: where the file goes (default: the checkout's ``pretrained/weights``).
+        data_dir: a dataset folder of ``dataset`` / ``recipe.data_seed`` (`mimokd data generate`)
+            whose test split holds at least ``test_samples``: read instead of generating the split
+            (the same samples).
         paper_nmse_db, paper_source: the paper's figure for the same model and ratio, if any.
         log: a callable for progress lines.
 
@@ -54,11 +57,17 @@ def measure_entry(model, cr, dataset, trained, *, recipe, test_samples=20000, ou
         the :class:`~mimokd.pretrained.registry.PretrainedEntry`, figures measured from the file.
     """
     from mimokd.channels.recipes import split_samples
+    from mimokd.channels.shards import load_shards, read_manifest
     from mimokd.train.vanilla import evaluate_autoencoder
     from mimokd.zoo import create_model
 
-    log(f"generating {test_samples} test samples of {dataset} (seed {recipe.data_seed})")
-    test = split_samples(dataset, "test", test_samples, recipe.data_seed)
+    if data_dir is not None and read_manifest(_check_dataset(data_dir, dataset, recipe.data_seed))["splits"].get(
+            "test", {}).get("samples", 0) >= test_samples:
+        log(f"reading {test_samples} test samples of {dataset} (seed {recipe.data_seed}) from {data_dir}")
+        test = {key: load_shards(data_dir, "test", num_samples=test_samples, key=key) for key in ("HT", "HF")}
+    else:
+        log(f"generating {test_samples} test samples of {dataset} (seed {recipe.data_seed})")
+        test = split_samples(dataset, "test", test_samples, recipe.data_seed)
     reference = evaluate_autoencoder(trained, test["HT"], hf=test["HF"])["nmse_db"]
     path = Path(out_dir or WEIGHTS_DIR) / entry_file_name(model, cr, dataset)
     for dtype in ("float16", "float32"):
@@ -119,7 +128,7 @@ def as_preset(trained, model, cr):
 def _splits(recipe, work, data_dir, workers, log):
     """The recipe's train / val CSI: from ``data_dir`` (a `mimokd data generate` folder of the same
     recipe and seed), or generated into ``work/data``."""
-    from mimokd.channels.shards import load_shards, read_manifest, write_dataset
+    from mimokd.channels.shards import load_shards, write_dataset
 
     samples = {"train": recipe.train_samples, "val": recipe.val_samples or max(1, recipe.train_samples // 10)}
     if data_dir is None:
@@ -128,11 +137,19 @@ def _splits(recipe, work, data_dir, workers, log):
             log(f"generating {n} {split} samples of {recipe.data} (seed {recipe.data_seed}) -> {data_dir}")
             write_dataset(recipe.data, data_dir, samples=n, split=split, seed=recipe.data_seed, workers=workers,
                           progress=False)
-    manifest = read_manifest(data_dir)
-    if manifest["recipe"]["name"] != recipe.data or manifest["seed"] != recipe.data_seed:
-        raise ValueError(f"{data_dir} holds {manifest['recipe']['name']} seed {manifest['seed']}; the recipe "
-                         f"trains on {recipe.data} seed {recipe.data_seed}")
+    _check_dataset(data_dir, recipe.data, recipe.data_seed)
     return tuple(load_shards(data_dir, split, num_samples=n) for split, n in samples.items())
+
+
+def _check_dataset(data_dir, dataset, seed):
+    """``data_dir``, after checking that its manifest is of ``dataset`` with ``seed``."""
+    from mimokd.channels.shards import read_manifest
+
+    manifest = read_manifest(data_dir)
+    if manifest["recipe"]["name"] != dataset or manifest["seed"] != seed:
+        raise ValueError(f"{data_dir} holds {manifest['recipe']['name']} seed {manifest['seed']}; the entry "
+                         f"is of {dataset} seed {seed}")
+    return data_dir
 
 
 def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_samples=20000, out_dir=None,
@@ -175,8 +192,9 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         f"-> {work / 'run'}")
     trained, _, _ = fit_method(recipe.method, model, cr, train, val, out_dir=work / "run", teacher=teacher,
                                config=config, verbose=2)
+    data_dir = work / "data" if data_dir is None else Path(data_dir)
     return measure_entry(model, cr, dataset, as_preset(trained, model, cr), recipe=recipe,
-                         test_samples=test_samples, out_dir=out_dir, paper_nmse_db=paper_nmse_db,
+                         test_samples=test_samples, out_dir=out_dir, data_dir=data_dir, paper_nmse_db=paper_nmse_db,
                          paper_source=paper_source, log=log)
 
 

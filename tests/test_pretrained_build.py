@@ -130,7 +130,7 @@ def test_train_entry_refuses_a_missing_or_mismatched_teacher_and_data(tmp_path, 
     from mimokd.channels.shards import write_dataset
 
     write_dataset("cost2100-indoor", tmp_path / "seed0", samples=4, split="train", seed=0, progress=False)
-    with pytest.raises(ValueError, match="seed 0; the recipe trains on cost2100-indoor seed 3"):
+    with pytest.raises(ValueError, match="seed 0; the entry is of cost2100-indoor seed 3"):
         train_entry("crnet", 64, "cost2100-indoor", Recipe(**RECIPE.__dict__), work_dir=tmp_path / "w",
                     data_dir=tmp_path / "seed0")
 
@@ -154,3 +154,21 @@ def test_describe_schedule_names_each_method_and_refuses_unknown_ones():
     assert "over the first 2" in describe_schedule("codeword-mimic", 10)
     with pytest.raises(ValueError, match="Unknown training method"):
         describe_schedule("magic", 1)
+
+
+def test_measure_entry_reads_the_test_split_from_a_dataset_folder_as_it_would_generate_it(tmp_path):
+    from mimokd.channels.shards import write_dataset
+
+    write_dataset("cost2100-indoor", tmp_path / "data", samples=6, split="test", seed=3, progress=False)
+    model = create_model("crnet", cr=64)
+    lines = []
+    read = measure_entry("crnet", 64, "cost2100-indoor", model, recipe=RECIPE, test_samples=6,
+                         out_dir=tmp_path / "a", data_dir=tmp_path / "data", log=lines.append)
+    generated = measure_entry("crnet", 64, "cost2100-indoor", model, recipe=RECIPE, test_samples=6,
+                              out_dir=tmp_path / "b", log=lines.append)
+    assert lines[0].startswith("reading 6 test samples") and any(line.startswith("generating") for line in lines)
+    assert read.metrics == generated.metrics
+    lines.clear()  # a folder with too few test samples is not used
+    measure_entry("crnet", 64, "cost2100-indoor", model, recipe=RECIPE, test_samples=8, out_dir=tmp_path / "c",
+                  data_dir=tmp_path / "data", log=lines.append)
+    assert lines[0].startswith("generating 8 test samples")
