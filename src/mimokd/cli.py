@@ -420,7 +420,8 @@ def cmd_pretrained_register(args):
                     batch_size=args.batch_size, schedule=args.schedule, method=args.method, teacher=args.teacher,
                     val_samples=args.val_samples, commit=code_commit(), machine=args.machine, notes=args.notes)
     entry = measure_entry(args.model, args.cr, args.dataset, trained, recipe=recipe, test_samples=args.test_samples,
-                          out_dir=args.out_dir, paper_nmse_db=args.paper_nmse, paper_source=args.paper_source)
+                          out_dir=args.out_dir, data_dir=args.data_dir, paper_nmse_db=args.paper_nmse,
+                          paper_source=args.paper_source)
     print(f"wrote {entry.file}; paste into mimokd/pretrained/registry.py ENTRIES:")
     print(entry_stanza(entry))
 
@@ -953,6 +954,8 @@ def build_parser():
     a.add_argument("--notes", default="")
     a.add_argument("--paper-nmse", type=float, default=None, help="the paper's NMSE (dB) for this model and ratio")
     a.add_argument("--paper-source", default="")
+    a.add_argument("--data-dir", default=None, help="a dataset of --dataset / --seed (`mimokd data generate`) whose "
+                   "test split is read instead of generated")
     a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
     a.set_defaults(func=cmd_pretrained_register)
     a = actions.add_parser("build", help="re-create an entry from its recipe: generate its data, train, register "
