@@ -173,7 +173,7 @@ def fit_in_run_dir(model, x, y, run_dir, scale, seed, record):
     """Fit a compiled ``model`` in the resumable run directory ``run_dir`` (:func:`mimokd.train.runs.fit_run`).
 
     The last :data:`VALIDATION_FRACTION` of the samples validate (``val_*`` in ``log.csv``, and
-    ``best.keras`` at the lowest ``val_loss``); the rest train, reshuffled every epoch from ``seed``,
+    ``best.keras`` at the lowest ``val_loss``); the rest train, reshuffled every epoch from ``(seed, epoch)``,
     in batches of ``scale.batch_size``, for ``scale.epochs`` epochs. An interrupted run resumes from its
     last finished epoch. ``y``: an array or a dict of arrays.
 
@@ -183,18 +183,16 @@ def fit_in_run_dir(model, x, y, run_dir, scale, seed, record):
     """
     import tensorflow as tf
 
-    from mimokd.train.runs import fit_run, read_log
+    from mimokd.train.runs import epoch_batches, fit_run, read_log
 
     n = len(x)
     n_val = max(1, int(round(VALIDATION_FRACTION * n)))
 
-    def batches(part, shuffle):
-        data = tf.data.Dataset.from_tensor_slices((x[part], tf.nest.map_structure(lambda a: a[part], y)))
-        if shuffle:
-            data = data.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        return data.batch(scale.batch_size)
+    def part(lo, hi):
+        return x[lo:hi], tf.nest.map_structure(lambda a: a[lo:hi], y)
 
-    fit_run(model, batches(slice(0, n - n_val), True), batches(slice(n - n_val, n), False), out_dir=run_dir,
+    val = tf.data.Dataset.from_tensor_slices(part(n - n_val, n)).batch(scale.batch_size)
+    fit_run(model, epoch_batches(*part(0, n - n_val), batch_size=scale.batch_size, seed=seed), val, out_dir=run_dir,
             epochs=scale.epochs, record=record, monitor="val_loss", verbose=0)
     log = read_log(Path(run_dir) / "log.csv")
     return {"train_s": float(sum(log["seconds"])), "epoch_s": log["seconds"], "final_loss": log["loss"][-1],

@@ -41,7 +41,9 @@ def test_fit_trains_logs_and_checkpoints(data, tmp_path):
     assert _epochs(tmp_path / "log.csv") == [0, 1]
     for name in ("best.keras", "final.keras", "config.json"):
         assert (tmp_path / name).is_file()
-    assert not (tmp_path / "backup").exists()  # removed once the run finished
+    # the state of the last two epochs stays, so that running it again trains nothing
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "epoch-00001.json", "epoch-00001.weights.h5", "epoch-00002.json", "epoch-00002.weights.h5"]
 
     final = keras.saving.load_model(tmp_path / "final.keras")
     np.testing.assert_allclose(final.predict(val, verbose=0), model.predict(val, verbose=0), atol=1e-6)

@@ -31,6 +31,11 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = math.inf if best_value is None else self.sign * best_value
         self.target = target
 
+    @property
+    def best_value(self):
+        """The best ``monitor`` value so far (``None`` before the first epoch)."""
+        return None if math.isinf(self.best) else self.sign * self.best
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:

@@ -3,11 +3,7 @@
 import zipfile
 from pathlib import Path
 
-import keras
-
-import mimokd.metrics  # noqa: F401  (registers the metrics that compiled checkpoints name)
-import mimokd.train.schedules  # noqa: F401  (registers the learning-rate schedules)
-import mimokd.zoo  # noqa: F401  (registers the model classes)
+import keras  # importing mimokd registered every custom object a checkpoint names (mimokd.registration)
 
 ROLES = {
     "autoencoder": "a CSI autoencoder (CSI [batch, 2, H, W] -> CSI), e.g. best.keras of `mimokd train`",

@@ -28,7 +28,7 @@ from keras import ops
 
 from mimokd.fileio import write_json
 from mimokd.metrics import NMSE
-from mimokd.train.runs import fit_csi_run, read_log
+from mimokd.train.runs import fit_csi_run, model_record, read_log
 from mimokd.train.schedules import TwoStage, WarmupCosine
 from mimokd.train.vanilla import TrainConfig
 
@@ -254,6 +254,7 @@ def fit_codeword_mimic(
     explore=True,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
 ):
     """Train ``student`` by codeword mimic in a run directory (``mimokd.train.runs``).
 
@@ -270,6 +271,7 @@ def fit_codeword_mimic(
         scheduler, alpha0: the :class:`AlphaSchedule`.
         explore: the mimic-explore learning rates (:func:`mimic_explore_schedules`); ``False`` uses
             ``config``'s single warm-up cosine for the whole network.
+        overwrite: replace a run with other settings in ``out_dir`` instead of refusing.
 
     Returns:
         ``(student, history)``.
@@ -299,11 +301,12 @@ def fit_codeword_mimic(
         val_csi,
         config=config,
         out_dir=out_dir,
-        record={"method": "codeword-mimic", "teacher": teacher.name, "student": student.get_config(),
+        record={"method": "codeword-mimic", "teacher": model_record(teacher), "student": student.get_config(),
                 "alpha": trainer.alpha.get_config(), "explore": explore, "train": asdict(config)},
         deployable=lambda t: t.student,
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     write_json(out_dir / "stages.json", stage_codeword_mse(out_dir / "log.csv", mimic_epochs))
     return student, history

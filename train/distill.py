@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from mimokd.train.runs import fit_csi_run
+from mimokd.train.runs import fit_csi_run, model_record
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder
 from mimokd.zoo import ComposedAutoencoder
 
@@ -155,6 +155,7 @@ def fit_distillation(
     config=None,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
     **method_kwargs,
 ):
     """Train ``student`` by output KD or autoencoder KD in a run directory (``mimokd.train.runs``).
@@ -166,6 +167,7 @@ def fit_distillation(
         train_csi, val_csi: float32 ``[N, 2, H, W]`` in [0, 1].
         out_dir: the run directory; ``best.keras`` / ``final.keras`` hold the student alone.
         config: :class:`~mimokd.train.TrainConfig` (Adam, warm-up cosine, batch, epochs).
+        overwrite: replace a run with other settings in ``out_dir`` instead of refusing.
         **method_kwargs: ``weight`` for output KD; ``alpha`` and ``temperature`` for autoencoder KD.
 
     Returns:
@@ -184,11 +186,12 @@ def fit_distillation(
         val_csi,
         config=config,
         out_dir=out_dir,
-        record={"method": method, **method_kwargs, "teacher": teacher.name,
+        record={"method": method, **method_kwargs, "teacher": model_record(teacher),
                 "student": student.get_config(), "train": asdict(config)},
         deployable=_student,
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     return student, history
 
@@ -204,6 +207,7 @@ def fit_encoder_kd(
     finetune_config=None,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
 ):
     """Encoder KD, steps 2 and 3 (Cui et al. Fig. 4), in ``out_dir/distill`` and ``out_dir/finetune``.
 
@@ -220,6 +224,7 @@ def fit_encoder_kd(
         config: :class:`~mimokd.train.TrainConfig` of step 2.
         finetune_config: :class:`~mimokd.train.TrainConfig` of step 3 (default: a quarter of
             step 2's epochs, at least one, and a tenth of its peak learning rate).
+        overwrite: replace runs with other settings in the two directories instead of refusing.
 
     Returns:
         ``(autoencoder, {"distill": history, "finetune": history})``: the fine-tuned
@@ -247,12 +252,13 @@ def fit_encoder_kd(
         val_csi,
         config=config,
         out_dir=out_dir / "distill",
-        record={"method": "encoder-kd", "step": 2, "teacher": teacher.name,
+        record={"method": "encoder-kd", "step": 2, "teacher": model_record(teacher),
                 "student": student.get_config(), "train": asdict(config)},
         deployable=_student,
         monitor="val_loss",
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     best_encoder = keras.saving.load_model(out_dir / "distill" / "best.keras")
 
@@ -267,9 +273,10 @@ def fit_encoder_kd(
         val_csi,
         config=finetune_config,
         out_dir=out_dir / "finetune",
-        record={"method": "encoder-kd", "step": 3, "teacher": teacher.name,
-                "train": asdict(finetune_config)},
+        record={"method": "encoder-kd", "step": 3, "teacher": model_record(teacher),
+                "encoder": model_record(best_encoder), "train": asdict(finetune_config)},
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     return joined, {"distill": distill_history, "finetune": finetune_history}

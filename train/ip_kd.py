@@ -35,7 +35,7 @@ import numpy as np
 from mimokd.channels.datasets import make_dataset
 from mimokd.channels.layout import check_csi
 from mimokd.fileio import atomic_path
-from mimokd.train.runs import fit_run
+from mimokd.train.runs import claim_run_dir, data_record, epoch_batches, fit_run, model_record
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder, fit_autoencoder
 from mimokd.zoo import ComposedAutoencoder
 from mimokd.zoo.autoencoder import copy_model
@@ -166,7 +166,7 @@ def _split(n, val_fraction):
 
 
 def _fit_on_pairs(model, inputs, targets, *, out_dir, config, val_fraction, metrics, monitor, record,
-                  callbacks, verbose):
+                  callbacks, verbose, overwrite):
     config = config or TrainConfig()
     cut = _split(len(inputs), val_fraction)
     keras.utils.set_random_seed(config.seed)
@@ -174,32 +174,31 @@ def _fit_on_pairs(model, inputs, targets, *, out_dir, config, val_fraction, metr
     # make_dataset checks CSI, so the CSI side goes first and pairs are swapped back for the decoder
     csi_first = inputs.ndim == 4
     csi, other = (inputs, targets) if csi_first else (targets, inputs)
-
-    def dataset(lo, hi, shuffle):
-        ds = make_dataset(csi[lo:hi], targets=other[lo:hi], batch_size=config.batch_size,
-                          shuffle=shuffle, seed=config.seed)
-        return ds if csi_first else ds.map(lambda a, b: (b, a))
-
+    val = make_dataset(csi[cut:], targets=other[cut:], batch_size=config.batch_size)
     history = fit_run(
         model,
-        dataset(0, cut, True),
-        dataset(cut, len(inputs), False),
+        epoch_batches(inputs[:cut], targets[:cut], batch_size=config.batch_size, seed=config.seed),
+        val if csi_first else val.map(lambda a, b: (b, a)),
         out_dir=out_dir,
         epochs=config.epochs,
-        record={**record, "pairs": len(inputs), "validation_pairs": len(inputs) - cut, "train": asdict(config)},
+        record={**record, "pairs": len(inputs), "validation_pairs": len(inputs) - cut,
+                "data": data_record(inputs, targets),
+                "train": asdict(config)},
         monitor=monitor,
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     return model, history
 
 
 def fit_encoder_on_pairs(encoder, csi, codewords, *, out_dir, config=None, val_fraction=0.1, callbacks=(),
-                         verbose="auto"):
+                         verbose="auto", overwrite=False):
     """The UE's step 2: train ``encoder`` (CSI -> ``[N, D]``) on MSE to the received codewords.
 
     The last ``val_fraction`` of the pairs is held out; ``best.keras`` is the encoder of the lowest
-    validation codeword MSE (``val_loss``). Returns ``(encoder, history)``.
+    validation codeword MSE (``val_loss``). ``out_dir`` is a run directory (:mod:`mimokd.train.runs`;
+    ``overwrite`` replaces a run with other settings there). Returns ``(encoder, history)``.
     """
     if encoder.output_shape[-1] != codewords.shape[-1]:
         raise ValueError(
@@ -207,15 +206,18 @@ def fit_encoder_on_pairs(encoder, csi, codewords, *, out_dir, config=None, val_f
             f"({codewords.shape[-1]})"
         )
     return _fit_on_pairs(encoder, csi, codewords, out_dir=out_dir, config=config, val_fraction=val_fraction,
-                         metrics=(), monitor="val_loss", record={"role": "ue", "step": "encoder"},
-                         callbacks=callbacks, verbose=verbose)
+                         metrics=(), monitor="val_loss",
+                         record={"role": "ue", "step": "encoder", "encoder": encoder.get_config()},
+                         callbacks=callbacks, verbose=verbose, overwrite=overwrite)
 
 
 def fit_decoder_on_pairs(decoder, codewords, csi, *, out_dir, config=None, val_fraction=0.1, callbacks=(),
-                         verbose="auto"):
+                         verbose="auto", overwrite=False):
     """The BS's step 3: fine-tune ``decoder`` (``[N, D]`` -> CSI) on the UE's codewords.
 
-    ``best.keras`` is the decoder of the best validation NMSE. Returns ``(decoder, history)``.
+    ``best.keras`` is the decoder of the best validation NMSE; ``out_dir`` is a run directory
+    (:mod:`mimokd.train.runs`; ``overwrite`` replaces a run with other settings there). Returns
+    ``(decoder, history)``.
     """
     if decoder.input_shape[-1] != codewords.shape[-1]:
         raise ValueError(
@@ -223,17 +225,19 @@ def fit_decoder_on_pairs(decoder, codewords, csi, *, out_dir, config=None, val_f
             f"({codewords.shape[-1]})"
         )
     return _fit_on_pairs(decoder, codewords, csi, out_dir=out_dir, config=config, val_fraction=val_fraction,
-                         metrics=None, monitor="val_nmse", record={"role": "bs", "step": "decoder"},
-                         callbacks=callbacks, verbose=verbose)
+                         metrics=None, monitor="val_nmse",
+                         record={"role": "bs", "step": "decoder", "decoder": model_record(decoder)},
+                         callbacks=callbacks, verbose=verbose, overwrite=overwrite)
 
 
 def fit_ip_kd(teacher, student_encoder, train_csi, *, out_dir, config=None, finetune_config=None,
-              codeword_bits=None, csi_bits=None, verbose="auto"):
+              codeword_bits=None, csi_bits=None, verbose="auto", overwrite=False):
     """The whole IP-protecting encoder KD in one process (both roles; files in ``out_dir``).
 
     Writes ``bs_pairs.npz`` (teacher codewords), trains the student encoder in ``out_dir/ue``,
     writes ``ue_pairs.npz`` (student codewords on the same CSI), fine-tunes a copy of the teacher's
-    decoder in ``out_dir/bs``.
+    decoder in ``out_dir/bs``. ``out_dir/config.json`` records the call: another call into the
+    same ``out_dir`` is refused before anything is written, unless ``overwrite``.
 
     Returns:
         ``(autoencoder, {"bs_pairs_bytes": ..., "ue_pairs_bytes": ...})``: the UE encoder joined
@@ -241,20 +245,25 @@ def fit_ip_kd(teacher, student_encoder, train_csi, *, out_dir, config=None, fine
     """
     out_dir = Path(out_dir)
     quant = {"codeword_bits": codeword_bits, "csi_bits": csi_bits}
+    claim_run_dir(out_dir, {"method": "ip-kd", "teacher": model_record(teacher),
+                            "encoder": student_encoder.get_config(),
+                            "data": data_record(train_csi), **quant, "train": asdict(config or TrainConfig()),
+                            "finetune": asdict(finetune_config or config or TrainConfig())}, overwrite=overwrite)
     sizes = {"bs_pairs_bytes": export_pairs(teacher.encoder, train_csi, out_dir / "bs_pairs.npz", **quant)}
     csi, codewords = load_pairs(out_dir / "bs_pairs.npz")
-    fit_encoder_on_pairs(student_encoder, csi, codewords, out_dir=out_dir / "ue", config=config, verbose=verbose)
+    fit_encoder_on_pairs(student_encoder, csi, codewords, out_dir=out_dir / "ue", config=config, verbose=verbose,
+                         overwrite=overwrite)
     encoder = keras.saving.load_model(out_dir / "ue" / "best.keras")
     sizes["ue_pairs_bytes"] = export_pairs(encoder, csi, out_dir / "ue_pairs.npz", **quant)
     csi, codewords = load_pairs(out_dir / "ue_pairs.npz")
     fit_decoder_on_pairs(copy_model(teacher.decoder), codewords, csi, out_dir=out_dir / "bs",
-                         config=finetune_config or config, verbose=verbose)
+                         config=finetune_config or config, verbose=verbose, overwrite=overwrite)
     decoder = keras.saving.load_model(out_dir / "bs" / "best.keras")
     return ComposedAutoencoder(encoder=encoder, decoder=decoder, name="ip_kd"), sizes
 
 
 def fit_sequential(bs_model, ue_encoder, train_csi, val_csi, *, out_dir, config=None, encoder_config=None,
-                   codeword_bits=None, verbose="auto"):
+                   codeword_bits=None, verbose="auto", overwrite=False):
     """BS-first sequential training: no teacher, the BS decoder is not fine-tuned.
 
     Args:
@@ -264,19 +273,29 @@ def fit_sequential(bs_model, ue_encoder, train_csi, val_csi, *, out_dir, config=
         train_csi, val_csi: float32 ``[N, 2, H, W]``.
         config: :class:`~mimokd.train.TrainConfig` of the BS autoencoder.
         encoder_config: that of the UE encoder (default: ``config``).
+        overwrite: replace runs with other settings in ``out_dir`` (its sub-directories) instead of
+            refusing; without it another call into the same ``out_dir`` is refused before anything
+            is written (``out_dir/config.json`` records the call).
 
     Returns:
         The UE encoder joined to the BS decoder, a :class:`~mimokd.zoo.ComposedAutoencoder`.
     """
     out_dir = Path(out_dir)
-    if isinstance(bs_model, keras.Model):
+    trained = isinstance(bs_model, keras.Model)
+    claim_run_dir(out_dir, {"method": "sequential", "bs": model_record(bs_model) if trained else "trained here",
+                            "encoder": ue_encoder.get_config(), "codeword_bits": codeword_bits,
+                            "data": {"train": data_record(train_csi), "val": data_record(val_csi)},
+                            "train": asdict(config or TrainConfig()),
+                            "encoder_train": asdict(encoder_config or config or TrainConfig())}, overwrite=overwrite)
+    if trained:
         bs = bs_model
     else:
-        fit_autoencoder(bs_model, train_csi, val_csi, out_dir=out_dir / "bs", config=config, verbose=verbose)
+        fit_autoencoder(bs_model, train_csi, val_csi, out_dir=out_dir / "bs", config=config, verbose=verbose,
+                        overwrite=overwrite)
         bs = keras.saving.load_model(out_dir / "bs" / "best.keras")
     export_pairs(bs.encoder, train_csi, out_dir / "bs_pairs.npz", codeword_bits=codeword_bits)
     csi, codewords = load_pairs(out_dir / "bs_pairs.npz")
     fit_encoder_on_pairs(ue_encoder, csi, codewords, out_dir=out_dir / "ue", config=encoder_config or config,
-                         verbose=verbose)
+                         verbose=verbose, overwrite=overwrite)
     encoder = keras.saving.load_model(out_dir / "ue" / "best.keras")
     return ComposedAutoencoder.from_parts(encoder, bs.decoder, name="sequential")

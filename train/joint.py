@@ -331,7 +331,8 @@ def channel_arrays(num_samples, *, num_users, num_tx, num_rx, pilot_length, p_tr
 
 def channel_batches(batch_size, *, num_users, num_tx, num_rx, pilot_length, p_train=P_TRAIN, seed=0):
     """Endless fresh batches (Algorithm 1, step 3): yields ``(pilots, channels)`` as :func:`channel_arrays`
-    with ``batch_size`` samples, all drawn from one ``default_rng(seed)``."""
+    with ``batch_size`` samples, all drawn from one ``default_rng(seed)`` (``seed``: an int or a
+    sequence of ints)."""
     rng = np.random.default_rng(seed)
     pilots = dft_pilots(num_tx, pilot_length)
     while True:
@@ -350,8 +351,8 @@ def channel_dataset(batch_size, *, num_users, num_tx, num_rx, pilot_length, p_tr
 
     ``steps=None``: endless (``fit`` then needs ``steps_per_epoch``). ``steps=S``: every pass over
     the dataset (every epoch of ``fit``) yields the *next* ``S`` batches of one stream, so epochs
-    never repeat channels. A run resumed after an interruption draws the stream again from
-    ``seed``: the batches are i.i.d. either way.
+    never repeat channels. A run directory (:func:`fit_joint`) uses :func:`epoch_channel_batches`
+    instead, which draws each epoch from ``(seed, epoch)`` so that a resumed run is exact.
     """
     kwargs = dict(num_users=num_users, num_tx=num_tx, num_rx=num_rx, pilot_length=pilot_length)
     stream = channel_batches(batch_size, p_train=p_train, seed=seed, **kwargs)
@@ -362,6 +363,23 @@ def channel_dataset(batch_size, *, num_users, num_tx, num_rx, pilot_length, p_tr
             lambda: itertools.islice(stream, steps), output_signature=_signature(**kwargs)
         ).apply(tf.data.experimental.assert_cardinality(steps))  # fit knows the epoch's length
     return dataset.prefetch(2)
+
+
+def epoch_channel_batches(batch_size, *, steps, num_users, num_tx, num_rx, pilot_length, p_train=P_TRAIN, seed=0):
+    """The training channels of a run as ``epoch -> tf.data.Dataset`` (:func:`mimokd.train.runs.fit_run`):
+    epoch ``e``'s ``steps`` fresh batches of :func:`channel_batches` drawn from ``default_rng([seed, e])``,
+    so epochs never repeat channels and a resumed run draws what an uninterrupted one would."""
+    kwargs = dict(num_users=num_users, num_tx=num_tx, num_rx=num_rx, pilot_length=pilot_length)
+
+    def epoch_batches(epoch):
+        return tf.data.Dataset.from_generator(
+            lambda e: itertools.islice(channel_batches(batch_size, p_train=p_train, seed=[seed, int(e)], **kwargs),
+                                       steps),
+            args=(epoch,),
+            output_signature=_signature(**kwargs),
+        ).apply(tf.data.experimental.assert_cardinality(steps))
+
+    return epoch_batches
 
 
 def _system_dims(system):
@@ -424,6 +442,7 @@ def fit_joint(
     seed=0,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
 ):
     """Algorithm 1 in a run directory (``mimokd.train.runs``): ``best.keras`` / ``final.keras`` hold
     the :class:`JointTrainer` (receivers, transmitter, auxiliary transmitter), best by ``val_loss``
@@ -431,14 +450,16 @@ def fit_joint(
 
     Args:
         system: a fresh :class:`~mimokd.zoo.precoding.KongSystem` (trained in place).
-        out_dir: the run directory (an interrupted run resumes).
+        out_dir: the run directory (:mod:`mimokd.train.runs`: an interrupted run resumes, a run with
+            other settings is refused unless ``overwrite``).
         power_db: ``P`` of the run, dB. use_kd: Algorithm 1 (``False``: step 5 only).
         iterations: training iterations (50,000 in the paper); epochs of ``steps_per_epoch`` each.
         batch_size: channels per iteration (1000). lr: the initial Adam rate (2e-4), decayed by
             :func:`kong_learning_rate`.
         val_samples: size of the fixed validation set (drawn from ``seed + 1``).
         slope_schedule: sigmoid STE slope (default ``SlopeSchedule(total_steps=iterations)``).
-        seed: weights are the caller's; the channel stream and validation set derive from ``seed``.
+        seed: weights are the caller's; the channel stream (epoch ``e`` from ``[seed, e]``) and the
+            validation set derive from ``seed``.
 
     Returns:
         ``(trainer, history)``.
@@ -460,7 +481,7 @@ def fit_joint(
     ).batch(batch_size)
     history = fit_run(
         trainer,
-        channel_dataset(batch_size, p_train=p_train, seed=seed, steps=steps_per_epoch, **dims),
+        epoch_channel_batches(batch_size, steps=steps_per_epoch, p_train=p_train, seed=seed, **dims),
         val,
         out_dir=Path(out_dir),
         epochs=epochs,
@@ -471,6 +492,7 @@ def fit_joint(
         monitor="val_loss",
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     return trainer, history
 
@@ -481,6 +503,7 @@ __all__ = [
     "channel_arrays",
     "channel_batches",
     "channel_dataset",
+    "epoch_channel_batches",
     "evaluate_sum_rate",
     "fit_joint",
     "kong_learning_rate",

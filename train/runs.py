@@ -1,33 +1,184 @@
-"""The run directory every trainer writes: resumable ``fit`` with an atomic best checkpoint.
+"""The run directory every trainer writes: refuses other settings, resumes exactly, survives kills.
 
 A run directory holds:
 
+- ``config.json``: what the run was asked to do (model, method, hyper-parameters, and digests of
+  the data and of a teacher's weights). Running into a directory whose ``config.json`` differs is
+  refused with the differences listed (:class:`RunConflictError`), unless ``overwrite=True``
+  (``--overwrite``) is given, which deletes the old run first. The same settings resume.
 - ``best.keras``: the deployable model (for a KD trainer: the student, not the trainer) at the
-  best value of the monitored validation metric, written atomically;
+  best value of the monitored validation metric;
 - ``final.keras``: the same model after the last epoch;
 - ``log.csv``: one row per epoch (every logged loss term and metric, the learning rate, and the
   epoch's wall time in ``seconds``);
-- ``config.json``: what the run was asked to do;
-- ``backup/``: ``keras.callbacks.BackupAndRestore`` state while a run is in progress. Running the
-  same call again after an interruption resumes from the last finished epoch (weights, optimizer
-  state and step counter included).
+- ``backup/``: the training state after the last epochs (:mod:`mimokd.train.backup`), kept once
+  the run has finished, so that running it again does not train again.
+
+Resume is exact: epoch ``e`` of the training data is shuffled from ``(seed, e)``
+(:func:`epoch_batches`), not by a stateful iterator, and the weights, optimizer state, step
+counter and seed-generator states are restored; an interrupted and resumed run ends bit-identical
+to an uninterrupted one. Every file is written through :func:`mimokd.fileio.atomic_path` (never
+truncated in place), so a kill at any instant leaves a directory that resumes, and a full disk
+raises one :class:`~mimokd.fileio.DiskFullError` naming the file, with every file from before intact.
 """
 
 import csv
+import hashlib
+import io
+import json
+import shutil
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from mimokd.channels.datasets import make_dataset
-from mimokd.fileio import atomic_path, write_json
+from mimokd.channels.layout import check_csi
+from mimokd.fileio import atomic_path, write_json, write_text
+from mimokd.train.backup import latest_state, restore, write_generation
 from mimokd.train.callbacks import BestCheckpoint
+
+#: What a run writes into its directory (``overwrite=True`` deletes these, and only these).
+RUN_FILES = ("backup", "best.keras", "final.keras", "log.csv", "config.json")
+
+
+class RunConflictError(ValueError):
+    """A run directory holds another run (other settings, or files of an unknown run)."""
+
+
+# --- what a run was asked to do --------------------------------------------------------------------
+
+
+def array_digest(*arrays):
+    """The sha256 of arrays' shapes, dtypes and bytes: a fingerprint of training data or weights."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def data_record(*arrays):
+    """``{"samples": N, "sha256": ...}`` of arrays of ``N`` samples each, for a run's ``config.json``."""
+    return {"samples": int(len(arrays[0])), "sha256": array_digest(*arrays)}
+
+
+def model_record(model):
+    """``{"name": ..., "sha256": ...}`` of a trained model (a teacher), its weights' digest."""
+    return {"name": model.name, "sha256": array_digest(*model.get_weights())}
+
+
+def _flatten(value, prefix=""):
+    """``(dotted key, leaf value)`` pairs of nested dicts."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], value
+
+
+def settings_differences(old, new):
+    """The lines ``key: old -> new`` where two ``config.json`` records differ (nested keys dotted)."""
+    old, new = dict(_flatten(old)), dict(_flatten(new))
+    absent = "(absent)"
+    return [f"{key}: {json.dumps(old.get(key, absent))} -> {json.dumps(new.get(key, absent))}"
+            for key in [*old, *(k for k in new if k not in old)] if old.get(key, absent) != new.get(key, absent)]
+
+
+def claim_run_dir(out_dir, record, *, overwrite=False):
+    """Make ``out_dir`` the directory of the run that ``record`` describes, or refuse.
+
+    A new (or empty) directory gets ``config.json``; one with the same ``config.json`` is kept as
+    it is (the run resumes); ``overwrite=True`` first deletes the files of whatever run is there
+    (:data:`RUN_FILES`; other files are left alone).
+
+    Raises:
+        RunConflictError: ``out_dir`` is a file, or holds a run with other settings (the message
+            lists each ``key: old -> new``), or run files without a readable ``config.json``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunConflictError(f"--out {out_dir} is a file; expected a run directory (or a path to create one)")
+    record = json.loads(json.dumps(record))  # as config.json will hold it: tuples as lists
+    config = out_dir / "config.json"
+    present = [name for name in RUN_FILES if (out_dir / name).exists()]
+    advice = "Pass --overwrite (overwrite=True) to replace that run, or choose another --out"
+    if overwrite:
+        for name in present:  # config.json last: a kill before the end leaves a claimed directory
+            path = out_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    elif config.exists():
+        try:
+            old = json.loads(config.read_text())
+        except ValueError as err:
+            raise RunConflictError(f"{config} does not read as JSON ({err}), so the run in {out_dir} cannot be "
+                                   f"checked against this one. {advice}") from err
+        differences = settings_differences(old, record)
+        if differences:
+            raise RunConflictError(
+                f"{out_dir} holds a run with other settings ({config}); refusing to mix two runs in one "
+                "directory. Differences (old -> new):\n  " + "\n  ".join(differences) + f"\n{advice}"
+            )
+        return
+    elif present:
+        raise RunConflictError(f"{out_dir} holds {', '.join(present)} but no config.json: another run's files, "
+                               f"which cannot be resumed or checked against this one. {advice}")
+    write_json(config, record)
+
+
+# --- training data: one shuffle per epoch --------------------------------------------------------
+
+
+def epoch_batches(inputs, targets, *, batch_size, seed):
+    """The training data as ``epoch -> tf.data.Dataset``: epoch ``e``'s batches of ``(input, target)``
+    pairs, the samples permuted by a stateless shuffle seeded with ``(seed, e)``.
+
+    Each epoch's order follows from ``(seed, epoch)`` alone, so a resumed run draws the same
+    batches as an uninterrupted one. ``targets`` may be an array or a dict of arrays (one entry
+    per sample each); float64 is cast to float32.
+    """
+    import tensorflow as tf
+
+    def tensor(array):
+        array = np.asarray(array)
+        return tf.constant(array.astype(np.float32) if array.dtype == np.float64 else array)
+
+    x = tensor(inputs)
+    y = tf.nest.map_structure(tensor, targets)
+    n = len(inputs)
+
+    def batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+            lambda i: (tf.gather(x, i), tf.nest.map_structure(lambda t: tf.gather(t, i), y))
+        )
+
+    return batches
+
+
+def _stream(train_batches, first, epochs):
+    """Epochs ``first .. epochs - 1`` of ``train_batches`` as one dataset, and the steps per epoch."""
+    import tensorflow as tf
+
+    steps = int(train_batches(tf.constant(0, tf.int64)).cardinality())
+    if steps < 1:
+        raise ValueError(f"The training data of an epoch must have a known, positive number of batches. "
+                         f"Received: {steps} (-1: infinite, -2: unknown)")
+    stream = tf.data.Dataset.range(first, epochs).flat_map(train_batches)
+    return stream.apply(tf.data.experimental.assert_cardinality(steps * (epochs - first))).prefetch(2), steps
+
+
+# --- the log -------------------------------------------------------------------------------------
 
 
 class EpochLog(keras.callbacks.Callback):
     """Put the optimizer's current learning rate (``lr``; ``encoder_lr`` too when the model has a
     separate ``encoder_optimizer``) and the epoch's wall time (``seconds``, training and
-    validation) in the epoch logs, so that CSVLogger records them."""
+    validation) in the epoch logs, so that the run's log records them."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -42,6 +193,16 @@ class EpochLog(keras.callbacks.Callback):
             logs["encoder_lr"] = float(keras.ops.convert_to_numpy(encoder_optimizer.learning_rate))
 
 
+def _log_text(rows):
+    """``log.csv``'s text: an ``epoch`` column, then every logged key in sorted order."""
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["epoch", *keys], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def read_log(log_path):
     """A run's ``log.csv`` as ``{column: [float per epoch]}``."""
     with open(log_path, newline="") as f:
@@ -49,18 +210,40 @@ def read_log(log_path):
     return {key: [float(r[key]) if r[key] != "" else float("nan") for r in rows] for key in (rows[0] if rows else {})}
 
 
-def best_logged(log_path, monitor):
-    """The best (lowest) ``monitor`` value of an existing CSV log, or ``None``."""
-    if not Path(log_path).exists():
-        return None
-    with open(log_path, newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    return min(values) if values else None
+class _RunRecord(keras.callbacks.Callback):
+    """After each epoch (and after :class:`EpochLog` and ``best``): the epoch's row, then the
+    training state in ``backup/``, then ``log.csv`` rewritten whole, all atomically."""
+
+    def __init__(self, out_dir, rows, best):
+        super().__init__()
+        self.out_dir = out_dir
+        self.rows = rows
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **{key: float(value) for key, value in (logs or {}).items()}})
+        write_generation(self.out_dir / "backup", self.model, epoch=epoch + 1, best=self.best.best_value,
+                         rows=self.rows)
+        write_text(self.out_dir / "log.csv", _log_text(self.rows))
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+
+def _build(trainer, train_batches):
+    """Build ``trainer`` and its optimizer, so that a training state can be loaded into them."""
+    import tensorflow as tf
+
+    if not trainer.built:  # a Distiller is not built before its first call
+        for x, *_ in train_batches(tf.constant(0, tf.int64)).take(1):
+            trainer(x[:1])
+    if not trainer.optimizer.built:
+        trainer.optimizer.build(trainer.trainable_variables)
 
 
 def fit_run(
     trainer,
-    train_data,
+    train_batches,
     val_data,
     *,
     out_dir,
@@ -70,67 +253,80 @@ def fit_run(
     monitor="val_nmse",
     callbacks=(),
     verbose="auto",
+    overwrite=False,
 ):
     """``trainer.fit`` in a run directory (see the module docstring).
 
     Args:
         trainer: a compiled ``keras.Model`` (an autoencoder, or a KD trainer wrapping a student).
-        train_data: a ``tf.data.Dataset`` of training batches (shuffled by the caller).
+        train_batches: ``epoch -> tf.data.Dataset`` of that epoch's training batches, a function of
+            the epoch alone (e.g. :func:`epoch_batches`), traceable by ``tf.data`` (the epoch is an
+            int64 tensor), with a known number of batches.
         val_data: a ``tf.data.Dataset`` of validation batches.
-        out_dir: the run directory; an interrupted run in the same directory resumes.
-        epochs: total epochs of the run (a resumed run does only those left).
-        record: JSON-serializable description of the run, written to ``config.json``.
+        out_dir: the run directory; running the same call again resumes it.
+        epochs: total epochs of the run (a resumed run does only those left; a finished one none).
+        record: JSON-serializable description of the run, written to ``config.json`` and checked
+            against it (everything that changes the result belongs in it).
         deployable: ``trainer -> keras.Model``, the model written to ``best.keras`` and
             ``final.keras`` (default: the trainer itself).
         monitor: the validation metric that picks ``best.keras`` (lower is better).
-        callbacks: more Keras callbacks, run after the built-in ones.
+        callbacks: more Keras callbacks, run after the built-in ones (log, checkpoint, backup).
         verbose: passed to ``fit`` (progress bar by default).
+        overwrite: replace a run with other settings in ``out_dir`` instead of refusing.
 
     Returns:
-        The ``History`` of this call.
+        The ``History`` of this call (empty when the run had finished already).
+
+    Raises:
+        RunConflictError: ``out_dir`` holds another run and ``overwrite`` is false.
+        mimokd.fileio.DiskFullError: the disk filled up; the files from before are intact.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    backup_dir = out_dir / "backup"
+    claim_run_dir(out_dir, record, overwrite=overwrite)
+    state = latest_state(out_dir / "backup")
+    first = 0 if state is None else state.epoch
+    rows = [] if state is None else list(state.rows)
     log_path = out_dir / "log.csv"
-    resuming = backup_dir.exists()
-    write_json(out_dir / "config.json", record)
-    if not trainer.built:  # BackupAndRestore restores into built models only (a Distiller is not)
-        for x, *_ in train_data.take(1):
-            trainer(x[:1])
-    history = trainer.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=epochs,
-        shuffle=False,  # the tf.data pipeline shuffles, seeded
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
-            EpochLog(),
-            BestCheckpoint(
-                out_dir / "best.keras",
-                monitor=monitor,
-                best_value=best_logged(log_path, monitor) if resuming else None,
-                target=deployable,
-            ),
-            keras.callbacks.CSVLogger(str(log_path), append=resuming),
-            *callbacks,
-        ],
-        verbose=verbose,
-    )
-    model = trainer if deployable is None else deployable(trainer)
+    _build(trainer, train_batches)
+    if state is not None:
+        restore(trainer, state)
+        if not log_path.is_file() or log_path.read_text() != _log_text(rows):
+            write_text(log_path, _log_text(rows))  # the log of the state resumed from
+    if first < epochs:
+        best = BestCheckpoint(out_dir / "best.keras", monitor=monitor, best_value=None if state is None else state.best,
+                              target=deployable)
+        stream, steps = _stream(train_batches, first, epochs)
+        history = trainer.fit(
+            stream,
+            validation_data=val_data,
+            epochs=epochs,
+            initial_epoch=first,
+            steps_per_epoch=steps,
+            shuffle=False,  # each epoch's order comes from train_batches
+            callbacks=[EpochLog(), best, _RunRecord(out_dir, rows, best), *callbacks],
+            verbose=verbose,
+        )
+    else:  # finished before: the state of its last epoch is loaded, nothing to train
+        history = keras.callbacks.History()
+        history.set_model(trainer)
+        history.on_train_begin()
+        if (out_dir / "final.keras").is_file():
+            return history
     with atomic_path(out_dir / "final.keras") as tmp:
-        model.save(tmp)
+        (trainer if deployable is None else deployable(trainer)).save(tmp)
     return history
 
 
-def fit_csi_run(trainer, train_csi, val_csi, *, config, **kwargs):
+def fit_csi_run(trainer, train_csi, val_csi, *, config, record, **kwargs):
     """:func:`fit_run` on CSI arrays ``[N, 2, H, W]``: ``(csi, csi)`` batches of ``config.batch_size``,
-    the training set reshuffled every epoch from ``config.seed``, for ``config.epochs`` epochs;
-    ``kwargs`` go to :func:`fit_run`."""
+    the training set reshuffled every epoch from ``(config.seed, epoch)``, for ``config.epochs``
+    epochs; the digests of both sets join ``record`` (as ``data``); ``kwargs`` go to :func:`fit_run`."""
+    train_csi = check_csi(train_csi)
     return fit_run(
         trainer,
-        make_dataset(train_csi, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+        epoch_batches(train_csi, train_csi, batch_size=config.batch_size, seed=config.seed),
         make_dataset(val_csi, batch_size=config.batch_size),
         epochs=config.epochs,
+        record={**record, "data": {"train": data_record(train_csi), "val": data_record(val_csi)}},
         **kwargs,
     )

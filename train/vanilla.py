@@ -18,7 +18,6 @@ Examples:
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -79,6 +78,7 @@ def fit_autoencoder(
     strategy=None,
     callbacks=(),
     verbose="auto",
+    overwrite=False,
     **model_kwargs,
 ):
     """Train an autoencoder with ``fit``, checkpointing the best validation NMSE, resumable.
@@ -90,20 +90,19 @@ def fit_autoencoder(
             ``strategy`` is given).
         train_csi: float32 ``[N, 2, H, W]`` in [0, 1], the training CSI.
         val_csi: float32 ``[N_val, 2, H, W]`` in [0, 1], the validation CSI.
-        out_dir: the run directory (see the module docstring); an interrupted run in the same
-            directory resumes.
+        out_dir: the run directory (see :mod:`mimokd.train.runs`); the same call again resumes an
+            interrupted run there, and a run with other settings there is refused.
         config: :class:`TrainConfig` (defaults if ``None``).
         strategy: a ``tf.distribute.Strategy`` or its name (``mimokd.train.distribute``).
         callbacks: more Keras callbacks, run after the built-in ones (backup, checkpoint, log).
         verbose: passed to ``fit`` (progress bar by default).
+        overwrite: replace a run with other settings in ``out_dir`` instead of refusing.
         **model_kwargs: passed to ``create_model`` (e.g. ``cr=4``).
 
     Returns:
         ``(model, history)``: the model after the last epoch and the ``History`` of this call.
     """
     config = config or TrainConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy or "default")
     keras.utils.set_random_seed(config.seed)
@@ -121,6 +120,7 @@ def fit_autoencoder(
         record={"model": built.get_config(), "train": asdict(config)},
         callbacks=callbacks,
         verbose=verbose,
+        overwrite=overwrite,
     )
     return built, history
 

@@ -21,3 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+# Every custom Keras object is registered once Keras is imported, so that
+# keras.saving.load_model reads any mimokd checkpoint after `import mimokd` alone (without
+# importing TensorFlow here: see mimokd.registration).
+from mimokd import registration  # noqa: E402
+
+registration.install()

@@ -96,6 +96,15 @@ def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategy=True):
     )
 
 
+def _add_overwrite_arg(parser):
+    """``--overwrite`` of a command that writes a run directory (``mimokd.train.runs``)."""
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a run with other settings in --out (without it such a run is refused, the differences "
+        "listed; the same settings resume)",
+    )
+
+
 def _train_config(args):
     from mimokd.train import TrainConfig
 
@@ -208,6 +217,7 @@ def cmd_train(args):
         out_dir=out,
         config=_train_config(args),
         strategy=args.strategy,
+        overwrite=args.overwrite,
         cr=args.cr,
     )
     print(f"saved {out / 'best.keras'} (best validation NMSE) and {out / 'final.keras'}")
@@ -233,7 +243,7 @@ def cmd_distill(args):
     student = create_model(args.student, cr=teacher.cr, height=teacher.height, width=teacher.width)
     train, val = _load(args, "train"), _load(args, "val")
     out = Path(args.out or f"runs/{args.student}_cr{teacher.cr}_{args.method}")
-    common = {"out_dir": out, "config": _train_config(args)}
+    common = {"out_dir": out, "config": _train_config(args), "overwrite": args.overwrite}
     if args.method == "output-kd":
         fit_distillation(args.method, teacher, student, train, val, weight=args.weight, **common)
     elif args.method == "autoencoder-kd":
@@ -267,7 +277,8 @@ def cmd_ip_kd(args):
         _, _, height, width = csi.shape
         cr = 2 * height * width // codewords.shape[1]
         encoder = create_model(args.encoder, cr=cr, height=height, width=width).encoder
-        fit_encoder_on_pairs(encoder, csi, codewords, out_dir=args.out, config=_train_config(args))
+        fit_encoder_on_pairs(encoder, csi, codewords, out_dir=args.out, config=_train_config(args),
+                             overwrite=args.overwrite)
         print(f"saved {Path(args.out) / 'best.keras'} (the UE encoder, best validation codeword MSE)")
     elif args.role == "ue-export":
         encoder = load_checkpoint(args.encoder, role="encoder")
@@ -277,7 +288,8 @@ def cmd_ip_kd(args):
     elif args.role == "bs-finetune":
         decoder = copy_model(load_checkpoint(args.model).decoder)
         csi, codewords = load_pairs(args.pairs)
-        fit_decoder_on_pairs(decoder, codewords, csi, out_dir=args.out, config=_train_config(args))
+        fit_decoder_on_pairs(decoder, codewords, csi, out_dir=args.out, config=_train_config(args),
+                             overwrite=args.overwrite)
         print(f"saved {Path(args.out) / 'best.keras'} (the BS decoder, best validation NMSE)")
     else:  # evaluate
         encoder = load_checkpoint(args.encoder, role="encoder")
@@ -751,6 +763,7 @@ def build_parser():
     p.add_argument("--out", default=None, help="run directory (default: runs/<model>_cr<cr>)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     _add_train_args(p)
+    _add_overwrite_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -773,6 +786,7 @@ def build_parser():
     p.add_argument("--alpha0", type=float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     _add_train_args(p, strategy=False)
+    _add_overwrite_arg(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
@@ -794,6 +808,7 @@ def build_parser():
     r.add_argument("--out", required=True, help="run directory (best.keras = the encoder)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     _add_train_args(r, strategy=False)
+    _add_overwrite_arg(r)
     r = roles.add_parser("ue-export", help="UE: write CSI and its encoder's codewords to a pairs file")
     r.add_argument("--encoder", required=True, help="the UE encoder (.keras from ue-train)")
     r.add_argument("--pairs", default=None, help="take the CSI of this pairs file (default: --data)")
@@ -805,6 +820,7 @@ def build_parser():
     r.add_argument("--out", required=True, help="run directory (best.keras = the decoder)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     _add_train_args(r, epochs=5, lr=2e-4, strategy=False)
+    _add_overwrite_arg(r)
     for r in roles.choices["bs-export"], roles.choices["ue-export"]:
         r.add_argument("--codeword-bits", type=int, default=None, help="quantize codewords to so many bits")
         r.add_argument("--csi-bits", type=int, default=None, help="quantize CSI to so many bits")

@@ -4,6 +4,9 @@ Every writer in mimokd (checkpoints, datasets, tables, plots) goes through :func
 Keras and scipy write straight to the path they are given; an interrupted write would leave a
 truncated file in place of a good one, so we hand them a temporary path in the same directory
 and ``os.replace`` it (atomic on POSIX and Windows) once they succeed.
+
+A full disk (or quota) while writing raises :class:`DiskFullError`, which names the file; the file
+that was there before is left as it was.
 """
 
 import contextlib
@@ -15,6 +18,27 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+class DiskFullError(OSError, ValueError):
+    """No space (or quota) left while writing a file; the file that was there before is intact.
+
+    An ``OSError`` (``errno`` ENOSPC or EDQUOT) and a ``ValueError``, so that callers that report
+    bad input as one line report this as one line too.
+    """
+
+
+def _disk_full_error(err, path):
+    """A :class:`DiskFullError` naming ``path`` if ``err`` says the disk (or the quota) is full (by its
+    errno, or by h5py's message, which carries the errno in its text only), else ``err`` itself."""
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left on device" not in str(err):
+        return err
+    return DiskFullError(
+        errno.ENOSPC,
+        f"No space left on the device to write {path} ({err}); nothing was replaced: "
+        f"{'the previous ' + path.name + ' is intact' if path.exists() else 'no file was written'}. "
+        "Free some space (or choose another output folder) and run again",
+    )
 
 
 def sha256_file(path):
@@ -34,11 +58,18 @@ def atomic_path(path):
     folders are created. Before the move the data is flushed to disk and the file gets the
     permissions a plain ``open`` would give it. On an exception the temporary file is removed and
     ``path`` is left untouched.
+
+    Raises:
+        DiskFullError: the disk or quota filled up during the write (or the move); names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)  # all of them: Keras wants ".weights.h5", not ".h5"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:len(path.name) - len(suffix)]}.", suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:len(path.name) - len(suffix)]}.", suffix=suffix,
+                                   dir=path.parent)
+    except OSError as err:
+        raise _disk_full_error(err, path) from err
     os.close(fd)
     try:
         yield Path(tmp)
@@ -49,6 +80,11 @@ def atomic_path(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise outlive the move
         os.replace(tmp, path)
+    except OSError as err:
+        found = _disk_full_error(err, path)
+        if found is err:
+            raise
+        raise found from err
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
