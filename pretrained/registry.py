@@ -197,6 +197,35 @@ ENTRIES = (
         ),
         dtype='float32',
     ),
+    PretrainedEntry(
+        model='csinet',
+        cr=16,
+        dataset='cost2100-indoor',
+        file='csinet-cr16-cost2100-indoor.weights.h5',
+        sha256='953705e2942bc1dc13344108e82d56c3a4d34120d07beb88908d32d718b4b72a',
+        size=1161144,
+        recipe=Recipe(
+            data='cost2100-indoor',
+            data_seed=0,
+            train_samples=100000,
+            epochs=2,
+            batch_size=50,
+            schedule='Adam, warm-up cosine 2e-3 -> 5e-5 (3% warm-up), MSE',
+            val_samples=10000,
+            commit='261388a',
+            machine="this repo's 2-core CPU (TensorFlow, XLA), 17 min shared with other jobs; Wen et al. train 1000 epochs",
+            notes='A CPU-budget entry: 2 epochs (4,000 steps at batch 50), still improving when stopped (val -1.6 -> -3.7 dB over the last epoch).',
+        ),
+        metrics=Metrics(
+            nmse_db=-3.6916,
+            nmse_db_per_batch=-3.6931,
+            rho=0.79503,
+            test_samples=20000,
+            test_split='cost2100-indoor test, seed 0, drops 0..19999',
+            paper_nmse_db=-8.65,
+            paper_source='Wen et al. 2018 (CsiNet), indoor',
+        ),
+    ),
 )
 
 
