@@ -234,11 +234,12 @@ def _build(trainer, train_batches):
     """Build ``trainer`` and its optimizer, so that a training state can be loaded into them."""
     import tensorflow as tf
 
-    if not trainer.built:  # a Distiller is not built before its first call
-        for x, *_ in train_batches(tf.constant(0, tf.int64)).take(1):
-            trainer(x[:1])
-    if not trainer.optimizer.built:
-        trainer.optimizer.build(trainer.trainable_variables)
+    with trainer.distribute_strategy.scope():  # variables of a model made in a strategy's scope
+        if not trainer.built:  # a Distiller is not built before its first call
+            for x, *_ in train_batches(tf.constant(0, tf.int64)).take(1):
+                trainer(x[:1])
+        if not trainer.optimizer.built:
+            trainer.optimizer.build(trainer.trainable_variables)
 
 
 def fit_run(
