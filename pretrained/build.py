@@ -153,7 +153,7 @@ def _check_dataset(data_dir, dataset, seed):
 
 
 def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_samples=20000, out_dir=None,
-                paper_nmse_db=None, paper_source="", workers=1, registry=None, log=print):
+                paper_nmse_db=None, paper_source="", workers=1, registry=None, jit_compile=True, log=print):
     """Train ``model`` at 1/``cr`` on ``dataset`` by ``recipe``, then store and measure it
     (:func:`measure_entry`); returns the entry (its stanza goes into ``ENTRIES``).
 
@@ -168,6 +168,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         test_samples, out_dir, paper_nmse_db, paper_source, log: as :func:`measure_entry`.
         workers: data-generation processes.
         registry: where the teacher's entry is looked up.
+        jit_compile: compile the train step with XLA (same math; faster on long runs, a slower
+            first step).
     """
     import dataclasses
 
@@ -187,7 +189,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         teacher = create_model(known.model, cr=cr, weights=known.name)
     work = Path(work_dir)
     train, val = _splits(recipe, work, None if data_dir is None else Path(data_dir), workers, log)
-    config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed, jit_compile=True)
+    config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed,
+                         jit_compile=jit_compile)
     log(f"training {model} 1/{cr} by {recipe.method} for {config.epochs} epochs on {len(train)} samples "
         f"-> {work / 'run'}")
     trained, _, _ = fit_method(recipe.method, model, cr, train, val, out_dir=work / "run", teacher=teacher,
@@ -198,7 +201,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
                          paper_source=paper_source, log=log)
 
 
-def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, registry=None, workers=1, log=print):
+def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, registry=None, workers=1,
+                jit_compile=True, log=print):
     """Re-create a registered entry from its recipe (:func:`train_entry`); returns the new entry.
 
     Args:
@@ -209,6 +213,7 @@ def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, regi
         epochs: override the recipe's epochs (e.g. more on a GPU); the new entry records it.
         registry: as in :mod:`mimokd.pretrained.registry`.
         workers: data-generation processes.
+        jit_compile: as :func:`train_entry`.
     """
     import dataclasses
 
@@ -219,4 +224,4 @@ def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, regi
     return train_entry(entry.model, entry.cr, entry.dataset, recipe, work_dir=work_dir, data_dir=data_dir,
                        test_samples=entry.metrics.test_samples, out_dir=out_dir,
                        paper_nmse_db=entry.metrics.paper_nmse_db, paper_source=entry.metrics.paper_source,
-                       workers=workers, registry=registry, log=log)
+                       workers=workers, registry=registry, jit_compile=jit_compile, log=log)

@@ -60,7 +60,8 @@ def test_build_re_creates_an_entry_from_its_recipe(tmp_path, monkeypatch):
     old = measure_entry("crnet", 64, "cost2100-indoor", create_model("crnet", cr=64), recipe=RECIPE,
                         test_samples=6, out_dir=tmp_path / "old", log=lambda *_: None)
     monkeypatch.setattr(registry, "ENTRIES", (old,))
-    new = build_entry(old.name, work_dir=tmp_path / "work", out_dir=tmp_path / "new", log=lambda *_: None)
+    new = build_entry(old.name, work_dir=tmp_path / "work", out_dir=tmp_path / "new", jit_compile=False,
+                      log=lambda *_: None)
     assert new.name == old.name and new.recipe.epochs == 1 and new.metrics.test_samples == 6
     assert (tmp_path / "work" / "run" / "log.csv").exists()  # trained per the recipe
     assert (tmp_path / "new" / new.file).exists() and np.isfinite(new.metrics.nmse_db)
@@ -83,7 +84,7 @@ def test_train_entry_distills_a_student_from_the_registered_teacher_by_encoder_k
     recipe = Recipe(**{**RECIPE.__dict__, "method": "encoder-kd", "teacher": teacher.name,
                        "schedule": describe_schedule("encoder-kd", 1)})
     entry = train_entry("crnet_se", 64, "cost2100-indoor", recipe, work_dir=tmp_path / "work", test_samples=6,
-                        out_dir=tmp_path / "out", log=lambda *_: None)
+                        out_dir=tmp_path / "out", jit_compile=False, log=lambda *_: None)
     run = tmp_path / "work" / "run"
     assert (run / "distill" / "log.csv").exists() and (run / "finetune" / "log.csv").exists()  # both steps ran
     assert entry.recipe.method == "encoder-kd" and entry.recipe.teacher == teacher.name and entry.recipe.commit
