@@ -72,6 +72,7 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
         raise ValueError(f"Method {method!r} needs a trained teacher; pass teacher=")
     config = config or TrainConfig()
     second = finetune_config(config, finetune_epochs or max(1, config.epochs // 4))
+    keras.utils.set_random_seed(config.seed)  # the student's initial weights follow the seed
     student = create_model(model, cr=cr)
     data = (train_csi, val_csi)
     load = keras.saving.load_model

@@ -239,7 +239,10 @@ def cmd_distill(args):
     from mimokd.train.distill import fit_distillation, fit_encoder_kd
     from mimokd.zoo import create_model
 
+    import keras
+
     teacher = load_checkpoint(args.teacher)
+    keras.utils.set_random_seed(args.seed)  # the student's initial weights: the same run twice is the same run
     student = create_model(args.student, cr=teacher.cr, height=teacher.height, width=teacher.width)
     train, val = _load(args, "train"), _load(args, "val")
     out = Path(args.out or f"runs/{args.student}_cr{teacher.cr}_{args.method}")
