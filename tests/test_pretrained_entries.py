@@ -6,6 +6,8 @@ measures NMSE (both conventions) and rho again. The quick consistency checks of 
 against its files (sha256, size) are in ``test_pretrained.py``.
 """
 
+import functools
+
 import pytest
 
 from mimokd.channels.recipes import split_samples
@@ -14,12 +16,13 @@ from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
 pytestmark = pytest.mark.slow
+test_split = functools.cache(split_samples)  # entries of one dataset share its fixed test split
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_entry_figures_are_measured_from_the_stored_file(entry):
     model = create_model(entry.model, cr=entry.cr, weights=entry.dataset)
-    test = split_samples(entry.dataset, "test", entry.metrics.test_samples, entry.recipe.data_seed)
+    test = test_split(entry.dataset, "test", entry.metrics.test_samples, entry.recipe.data_seed)
     measured = evaluate_autoencoder(model, test["HT"], hf=test["HF"])
     assert measured["nmse_db"] == pytest.approx(entry.metrics.nmse_db, abs=0.01)
     assert measured["nmse_db_per_batch"] == pytest.approx(entry.metrics.nmse_db_per_batch, abs=0.01)
