@@ -29,7 +29,7 @@ from keras import ops
 from mimokd.fileio import write_json
 from mimokd.metrics import NMSE
 from mimokd.train.runs import fit_csi_run, model_record, read_log
-from mimokd.train.schedules import TwoStage, WarmupCosine
+from mimokd.train.schedules import TwoStage, warmup_cosine
 from mimokd.train.vanilla import TrainConfig
 
 SCHEDULERS = ("cosine", "linear", "constant")
@@ -221,12 +221,12 @@ def mimic_explore_schedules(
         )
     mimic_steps = mimic_epochs * steps_per_epoch
     warmup = max(steps_per_epoch, round(warmup_fraction * epochs * steps_per_epoch)) if warmup_fraction else 0
-    mimic = WarmupCosine(*mimic_lr, total_steps=mimic_steps, warmup_steps=min(warmup, mimic_steps - 1))
+    mimic = warmup_cosine(*mimic_lr, total_steps=mimic_steps, warmup_steps=min(warmup, mimic_steps - 1))
     explore_steps = (epochs - mimic_epochs) * steps_per_epoch
     if explore_steps == 0:
         return mimic, mimic
     return tuple(
-        TwoStage(mimic, WarmupCosine(*lr, total_steps=explore_steps), boundary=mimic_steps)
+        TwoStage(mimic, warmup_cosine(*lr, total_steps=explore_steps), boundary=mimic_steps)
         for lr in (encoder_lr, decoder_lr)
     )
 

@@ -2,7 +2,7 @@
 
 The recipe of CRNet (and the benchmark of Lu et al.): MSE on the [0, 1] CSI tensors, Adam, batch
 200, the learning rate warming up linearly to 2e-3 then annealed by a cosine to 5e-5, stepped per
-iteration (:class:`~mimokd.train.schedules.WarmupCosine`).
+iteration (:func:`~mimokd.train.schedules.warmup_cosine`, a Keras ``CosineDecay``).
 
 A run writes the run directory of :mod:`mimokd.train.runs` (``best.keras``, ``final.keras``,
 ``log.csv``, ``config.json``, and ``backup/`` to resume an interrupted run).
@@ -25,7 +25,7 @@ import numpy as np
 from mimokd.metrics import NMSE, Rho, nmse_db, rho
 from mimokd.train.distribute import make_strategy
 from mimokd.train.runs import fit_csi_run
-from mimokd.train.schedules import WarmupCosine
+from mimokd.train.schedules import warmup_cosine
 from mimokd.zoo import create_model
 
 
@@ -46,13 +46,14 @@ class TrainConfig:
     seed: int = 0
 
     def schedule(self, steps_per_epoch):
-        """The :class:`WarmupCosine` schedule of a run with ``steps_per_epoch`` steps per epoch."""
+        """The warm-up cosine (:func:`~mimokd.train.schedules.warmup_cosine`, a Keras ``CosineDecay``) of a
+        run with ``steps_per_epoch`` steps per epoch."""
         total = self.epochs * steps_per_epoch
         warmup = 0
         if self.warmup_fraction > 0:
             warmup = max(steps_per_epoch, round(self.warmup_fraction * total))
             warmup = min(warmup, total - 1)
-        return WarmupCosine(self.peak_lr, self.floor_lr, total_steps=total, warmup_steps=warmup)
+        return warmup_cosine(self.peak_lr, self.floor_lr, total_steps=total, warmup_steps=warmup)
 
 
 def compile_autoencoder(model, *, config, steps_per_epoch, metrics=None):
