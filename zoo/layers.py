@@ -26,11 +26,13 @@ def ste_sign(x):
     and 0 elsewhere (the usual masked straight-through estimator).
 
     Args:
-        x: float tensor of any shape.
+        x: float tensor (or Keras variable) of any shape.
 
     Returns:
         float tensor of the same shape and dtype, values in {-1, +1}.
     """
+    # a Keras Variable is not an array to every backend's ``ones_like`` (JAX refuses it)
+    x = ops.convert_to_tensor(x)
     clipped = ops.clip(x, -1.0, 1.0)
     hard = ops.where(x >= 0, ops.ones_like(x), -ops.ones_like(x))
     return clipped + ops.stop_gradient(hard - clipped)
