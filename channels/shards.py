@@ -7,8 +7,9 @@
   of a recipe that keeps it, ``HF`` (complex64 ``[n, 32, 125]``), plus ``meta`` (JSON: recipe, seed,
   split, range). Shard ``k`` holds drops ``k N / S .. (k + 1) N / S - 1`` of the split's seed
   (:func:`mimokd.rng.split_seed`), so shards made on different machines (``shard_ids``) form the
-  same dataset as one run. :func:`shard_dataset` streams them with tf.data, one shard in memory at
-  a time; :func:`load_shards` reads a split into memory.
+  same dataset as one run. :func:`shard_dataset` streams them with tf.data, memory-mapped, a few
+  shards in memory at a time (shuffled across shards, in an order set by the seed and epoch);
+  :func:`load_shards` reads a split into memory.
 * ``format="mat"``: ``DATA_H{split}{in,out}.mat`` (``HT``, ``(N, 2048)``) and, for the test split,
   ``DATA_HtestF{in,out}_all.mat`` (``HF_all``, ``(N, 4000)``), the layout of the public files.
 
@@ -34,14 +35,21 @@ small matrix products run slower multi-threaded); drops are generated in chunks 
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import io
+import itertools
 import json
+import mmap
 import multiprocessing
 import numbers
 import os
+import struct
+import threading
 import warnings
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -497,26 +505,86 @@ def _split_records(directory, split):
     return [(directory / name, files[name]) for name in names]
 
 
-def _read_file(path, record, split, key):
-    """A split file's ``key`` array after the checks of its sha256, sample count and values.
+def _map_checked(path, record):
+    """The file at ``path`` memory-mapped read-only (``b""`` if empty), after the check of its sha256.
 
-    Returns:
-        ``HT`` float32 ``[n, 2, 32, 32]`` in [0, 1], or ``HF`` complex64 ``[n, 32, 125]``.
+    The sha256 is computed over the map (no copy of the file into memory).
+
+    Raises:
+        ValueError: the sha256 differs from ``record["sha256"]``, naming the file.
     """
-    raw = path.read_bytes()
-    found = _sha256(raw)
+    with open(path, "rb") as file:
+        empty = os.fstat(file.fileno()).st_size == 0
+        buffer = b"" if empty else mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    found = _sha256(buffer)
     if found != record["sha256"]:
         raise ValueError(f"{path} is damaged: its sha256 is {found} where {path.parent / MANIFEST} records "
                          f"{record['sha256']}; rerun the `mimokd data generate` command that wrote it to "
                          "regenerate it")
+    return buffer
+
+
+def _stored_array(buffer, path, key):
+    """The array ``key`` of a shard's mapped bytes, as a read-only view of them (no copy).
+
+    Shards are written by ``np.savez``: every ``{key}.npy`` member is stored uncompressed, so its
+    data lie contiguous in the file, after the zip local header and the ``.npy`` header.
+
+    Args:
+        buffer: the shard's bytes (``mmap.mmap`` from :func:`_map_checked`).
+        path: the shard, for the error messages.
+        key: ``"HT"`` or ``"HF"``.
+
+    Returns:
+        the array (``HT`` float32 ``[n, 2, 32, 32]``, ``HF`` complex64 ``[n, 32, 125]``), read-only.
+
+    Raises:
+        ValueError: not a zip of ``.npy`` members, ``key`` absent, or its member compressed.
+    """
+    try:
+        if not buffer:
+            raise ValueError("empty file")
+        with zipfile.ZipFile(buffer) as archive:
+            names = [name.removesuffix(".npy") for name in archive.namelist()]
+            if key not in names:
+                raise KeyError(key)
+            info = archive.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"member {key}.npy is compressed; shards are written uncompressed (np.savez)")
+        signature, name_length, extra_length = struct.unpack_from("<4s22xHH", buffer, info.header_offset)
+        if signature != b"PK\x03\x04":
+            raise ValueError(f"no local header for {key}.npy")
+        buffer.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"{key}.npy has .npy format version {version}; expected 1.0 or 2.0")
+        shape, fortran_order, dtype = read_header(buffer)
+        count = int(np.prod(shape))
+        array = np.frombuffer(buffer, dtype, count, buffer.tell()).reshape(shape, order="F" if fortran_order else "C")
+    except KeyError:
+        raise ValueError(f"{path} holds no {key!r}; it holds {sorted(names)}") from None
+    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a readable mimokd shard ({error})") from error
+    return array
+
+
+def _read_file(path, record, split, key):
+    """A split file's ``key`` array after the checks of its sha256, sample count and values.
+
+    A shard's array is a read-only view of the memory-mapped file (:func:`_stored_array`); a
+    ``.mat`` file's is read into memory.
+
+    Returns:
+        ``HT`` float32 ``[n, 2, 32, 32]`` in [0, 1], or ``HF`` complex64 ``[n, 32, 125]``.
+    """
+    buffer = _map_checked(path, record)
     origin = f"{path} ({split} split)"
     if path.suffix == ".mat":
         array = load_cost2100(path) if key == "HT" else load_hf(path)
     else:
-        arrays = _read_npz(raw, path)
-        if key not in arrays:
-            raise ValueError(f"{path} holds no {key!r}; it holds {sorted(arrays)}")
-        array = arrays[key]
+        array = _stored_array(buffer, path, key)
     return _checked(array, key, origin, record["samples"])
 
 
@@ -572,12 +640,139 @@ def load_shards(directory, split="train", num_samples=None, key="HT"):
     return array
 
 
-def shard_dataset(directory, split="train", *, batch_size, shuffle=False, seed=0, shuffle_buffer=10_000):
-    """Streams a sharded split as a ``tf.data.Dataset`` of ``(x, x)`` batches, one shard in memory at a time.
+def _window_shards(samples_per_shard, shuffle_buffer):
+    """Shards shuffled together by :func:`shard_dataset`: enough for ``shuffle_buffer`` samples, at least two."""
+    return max(2, -(-_check_int("shuffle_buffer", shuffle_buffer, 1) // samples_per_shard))
 
-    With ``shuffle``, the shard order is shuffled every epoch and samples pass through a shuffle
-    buffer of ``shuffle_buffer`` samples (both seeded by ``seed``). Each shard is checked as it is
-    read (:func:`read_split`): a damaged one stops the stream with an error naming it.
+
+def _shard_order(shards, seed, epoch):
+    """The shard order of a shuffled epoch: a permutation of ``range(shards)``, from ``(seed, epoch)``."""
+    return np.random.default_rng([seed, epoch, 0]).permutation(shards)
+
+
+def _window_permutation(samples, seed, epoch, w):
+    """The order of window ``w`` of a shuffled epoch, from ``(seed, epoch, w)``.
+
+    Returns:
+        int64 ``[samples]``, a permutation: position ``j`` of the window streams its sample
+        ``perm[j]`` (the window's shards concatenated in the epoch's shard order).
+    """
+    return np.random.default_rng([seed, epoch, w + 1]).permutation(samples)
+
+
+class _SplitStream:
+    """The batches of a sharded split in the order of :func:`shard_dataset`, read block by block (numpy only).
+
+    A block is one shard (in drop order) or, with ``shuffle``, a window of consecutive shards of
+    the epoch's shard order with its samples permuted; block ``w`` of an epoch is a pure function of
+    ``(seed, epoch, w)``. Blocks are read on a background thread, the next one ahead of need, and
+    the last :attr:`KEEP` kept (views of the mapped files, not copies), so :meth:`batch` can be
+    called from several threads, in any order.
+
+    Args:
+        records: ``[(path, record)]`` of the split's shards in drop order (:func:`_split_records`).
+        split: the split's name, for the error messages.
+        batch_size: int >= 1.
+        shuffle: permute as described in :func:`shard_dataset`.
+        seed: int >= 0.
+        shuffle_buffer: samples shuffled together (whole shards, at least two), int >= 1.
+    """
+
+    KEEP = 3
+
+    def __init__(self, records, split, batch_size, shuffle, seed, shuffle_buffer):
+        self.records, self.split, self.batch_size, self.shuffle, self.seed = records, split, batch_size, shuffle, seed
+        self.counts = np.array([record["samples"] for _, record in records])
+        self.window = _window_shards(int(self.counts.max()), shuffle_buffer) if shuffle else 1
+        self.blocks = -(-len(records) // self.window)
+        self.num_batches = -(-int(self.counts.sum()) // batch_size)
+        self._cache = collections.OrderedDict()  # (epoch, w) -> Future of the block, least recent first
+        self._lock = threading.Lock()
+        self._reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mimokd-shards")
+        weakref.finalize(self, self._reader.shutdown, wait=False)
+
+    def _layout(self, epoch):
+        """``(order, starts)``: the epoch's shard order, and int ``[blocks + 1]`` block ``w``'s first position."""
+        order = _shard_order(len(self.records), self.seed, epoch) if self.shuffle else np.arange(len(self.records))
+        sizes = [self.counts[order[lo:lo + self.window]].sum() for lo in range(0, len(order), self.window)]
+        return order, np.concatenate([[0], np.cumsum(sizes)])
+
+    def _read_block(self, epoch, w):
+        """Block ``w`` of ``epoch``, each shard checked: ``(parts, perm)``.
+
+        ``parts``: the block's shards, float32 ``[n_k, 2, 32, 32]`` read-only views of the mapped
+        files; ``perm``: the window's order (:func:`_window_permutation`), ``None`` without shuffle.
+        """
+        shards = self._layout(epoch)[0][w * self.window:(w + 1) * self.window]
+        parts = [_read_file(*self.records[k], self.split, "HT") for k in shards]
+        return parts, _window_permutation(sum(map(len, parts)), self.seed, epoch, w) if self.shuffle else None
+
+    def _block(self, epoch, w):
+        """Block ``w`` of ``epoch``, from the cache or read; block ``w + 1`` is queued to be read ahead."""
+        with self._lock:
+            for key in ((epoch, w), (epoch, w + 1)):
+                if key[1] < self.blocks and key not in self._cache:
+                    self._cache[key] = self._reader.submit(self._read_block, *key)
+            self._cache.move_to_end((epoch, w))
+            while len(self._cache) > self.KEEP:
+                self._cache.popitem(last=False)
+            future = self._cache[(epoch, w)]
+        return future.result()
+
+    def batch(self, epoch, b):
+        """Batch ``b`` of ``epoch``: float32 ``[batch_size, 2, 32, 32]`` (the last one may be shorter)."""
+        starts = self._layout(epoch)[1]
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, int(starts[-1]))
+        pieces, w = [], int(np.searchsorted(starts, lo, side="right")) - 1
+        while starts[w] < hi:
+            parts, perm = self._block(epoch, w)
+            first, stop = max(lo - starts[w], 0), hi - starts[w]
+            pieces.append(parts[0][first:stop] if perm is None else _gather(parts, perm[first:stop]))
+            w += 1
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
+def _gather(parts, indices):
+    """Rows ``indices`` of ``np.concatenate(parts)`` without concatenating: ``[len(indices), *row shape]``."""
+    bounds = np.cumsum([0, *map(len, parts)])
+    which = np.searchsorted(bounds, indices, side="right") - 1
+    rows = np.empty((len(indices), *parts[0].shape[1:]), parts[0].dtype)
+    for k, part in enumerate(parts):
+        mask = which == k
+        rows[mask] = part[indices[mask] - bounds[k]]
+    return rows
+
+
+def shard_dataset(directory, split="train", *, batch_size, shuffle=False, seed=0, shuffle_buffer=10_000,
+                  initial_epoch=0):
+    """Streams a sharded split as a ``tf.data.Dataset`` of ``(x, x)`` batches, without per-sample Python.
+
+    Each shard is memory-mapped and checked as it is read (its sha256 and sample count against the
+    manifest, its values finite and in [0, 1]: a damaged one stops the stream with an error naming
+    it), its ``HT`` member viewed in place (shards are stored uncompressed). Blocks of shards are
+    read on a background thread, one ahead of need (numpy and hashlib release the GIL); batches are
+    cut from them by ``tf.numpy_function``, two at a time, and prefetched. Every batch holds
+    ``batch_size`` samples but the last of an epoch.
+
+    Without ``shuffle`` a block is one shard and samples come in drop order. With ``shuffle`` a
+    block is a window of shards (enough for ``shuffle_buffer`` samples, at least two) shuffled
+    exactly: the shards are put in a random order (:func:`_shard_order`), cut into windows of
+    consecutive shards, and each window's samples permuted uniformly (:func:`_window_permutation`),
+    all from ``(seed, epoch)``. Each sample appears once per epoch, and a sample of any of the
+    window's shards can land anywhere in it. Iteration ``k`` of the returned dataset (Keras ``fit``
+    iterates once per epoch) is epoch ``initial_epoch + k``, so a resumed run can continue the
+    sequence of orders. Memory: the mapped files of three blocks (page cache shared with other
+    readers, not copies: ``3 * shuffle_buffer`` samples of 8 KiB, 480 MiB for the default with
+    10,000-sample shards) and the prefetched batches.
+
+    Args:
+        directory: a folder written by :func:`write_dataset` with ``format="npz"``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        batch_size: int >= 1.
+        shuffle: reshuffle every epoch.
+        seed: int >= 0, the seed of the shuffle.
+        shuffle_buffer: samples shuffled together, int >= 1 (rounded up to whole shards, at least two).
+        initial_epoch: the epoch of the first iteration, int >= 0.
 
     Returns:
         ``tf.data.Dataset`` of ``(float32 [batch, 2, 32, 32], float32 [batch, 2, 32, 32])``.
@@ -585,18 +780,18 @@ def shard_dataset(directory, split="train", *, batch_size, shuffle=False, seed=0
     import tensorflow as tf  # imported here so that the numpy parts of channels load without TF
 
     _split_entry(directory, split, "npz")
-    records = {str(path): record for path, record in _split_records(directory, split)}
-    _check_int("batch_size", batch_size, 1)
+    stream = _SplitStream(_split_records(directory, split), split, _check_int("batch_size", batch_size, 1), shuffle,
+                          _check_int("seed", seed, 0), shuffle_buffer)
+    epochs = itertools.count(_check_int("initial_epoch", initial_epoch, 0))
 
-    def read(path):
-        path = path.decode() if isinstance(path, bytes) else path
-        yield from _read_file(Path(path), records[path], split, "HT")
+    def batches(epoch):
+        def read(b):
+            x = tf.ensure_shape(tf.numpy_function(stream.batch, [epoch, b], tf.float32), (None, 2, 32, 32))
+            return x, x
 
-    paths = tf.data.Dataset.from_tensor_slices(list(records))
-    if shuffle:
-        paths = paths.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    signature = tf.TensorSpec((2, 32, 32), tf.float32)
-    samples = paths.flat_map(lambda p: tf.data.Dataset.from_generator(read, output_signature=signature, args=(p,)))
-    if shuffle:
-        samples = samples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return samples.batch(batch_size).map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+        return tf.data.Dataset.range(stream.num_batches).map(read, num_parallel_calls=2, deterministic=True)
+
+    # one epoch number per iteration, drawn when the iteration starts
+    epoch = tf.data.Dataset.range(1).map(
+        lambda _: tf.ensure_shape(tf.numpy_function(lambda: np.int64(next(epochs)), [], tf.int64), ()))
+    return epoch.flat_map(batches).prefetch(tf.data.AUTOTUNE)
