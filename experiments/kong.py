@@ -20,11 +20,14 @@ iterations of 1,000 channels at full width, 100,000 test channels: a GPU job).
 """
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 PAPER_POWERS_DB = (0, 10, 20, 30)
 ANCHOR_LOSS_30DB = -9.036  # the paper's converged KD loss at 30 dB (M=8, N=2, K=4, B=6)
@@ -200,12 +203,12 @@ def _sum_rate_figure(out_dir, setups, schemes, powers_db, scale, seed, title):
             tag = label.replace(", ", "_").replace(" ", "-")
             series[label] = []
             for p_db in powers_db:
-                print(f"{setup.label} {label} P={p_db:g} dB", flush=True)
+                logger.info("%s %s P=%g dB", setup.label, label, p_db)
                 result = train_dnn(out_dir / setup.label / f"{tag}_P{p_db:g}", setup, p_db, binarization, use_kd,
                                    scale, seed)
                 series[label].append(result["sum_rate"])
                 rows.append({"setup": setup.label, "scheme": label, "P_db": p_db, **result})
-        print(f"{setup.label} baselines", flush=True)
+        logger.info("%s baselines", setup.label)
         for label, values in baseline_rates(setup, powers_db, scale, seed).items():
             series[label] = values
             rows += [{"setup": setup.label, "scheme": label, "P_db": p, "sum_rate": v}

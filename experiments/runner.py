@@ -13,6 +13,7 @@ interrupted experiment resumes where it stopped; inside a row, training resumes 
 """
 
 import json
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +29,8 @@ from mimokd.plots import plot_sweep, plot_training_curves
 from mimokd.tables import markdown_table
 from mimokd.train import TrainConfig, evaluate_autoencoder
 from mimokd.train.methods import fit_method
+
+logger = logging.getLogger(__name__)
 
 
 def _codeword_mse(teacher, model, csi):
@@ -121,18 +124,18 @@ def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ra
     if fields["teacher_epochs"] in (None, scale.epochs):  # one budget for all: the stamp of old runs
         del fields["teacher_epochs"]
     stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in fields.items())
-    print(f"{experiment.name}: {experiment.title} [{experiment.source}]\n  {stamp}")
+    logger.info("%s: %s [%s]\n  %s", experiment.name, experiment.title, experiment.source, stamp)
     csi = {split: load_csi(data, split=split, num_samples=getattr(scale, split), seed=seed)
            for split in ("train", "val", "test")}
     rows, curves = [], {}
     for cr in ratios:
-        print(f"-- 1/{cr}: teacher {experiment.teacher}")
+        logger.info("-- 1/%d: teacher %s", cr, experiment.teacher)
         teacher, row, log = _teacher(experiment, cr, csi, teachers_dir or out / "teachers", scale, seed, verbose,
                                      stamp)
         rows.append(row)
         curves.setdefault(cr, {})[row["network"]] = log
         for run in experiment.runs:
-            print(f"-- 1/{cr}: {run.label} ({run.method})")
+            logger.info("-- 1/%d: %s (%s)", cr, run.label, run.method)
             row, log = _run_row(run, cr, teacher, csi, out / f"cr{cr}" / run.slug, scale, seed, verbose, stamp)
             rows.append(row)
             curves[cr][run.label] = log
@@ -187,5 +190,3 @@ def _write_report(experiment, out, rows, curves, scale, data, seed):
             "ours": [r["nmse_db"] for r in points],
             f"paper ({experiment.source})": [r.get("paper_nmse_db") for r in points],
         }, out / "sweep.png", xlabel=experiment.sweep)
-    print(table, end="")
-    print(f"wrote {out / 'results.md'}, results.json and plots")

@@ -47,11 +47,14 @@ the paper's widths: minutes per point on 2 CPU cores) and ``paper`` (Sec. VII: 1
 """
 
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 NOISE = 1.0
 
@@ -289,7 +292,7 @@ def run_point(out_dir, setting, labels, scale, seed):
 
     def data():
         if "sets" not in cache:
-            print(f"  data {setting.tag} ({scale.train} + {scale.test} samples, WMMSE labels)", flush=True)
+            logger.info("  data %s (%d + %d samples, WMMSE labels)", setting.tag, scale.train, scale.test)
             cache["sets"] = datasets(setting, scale, seed)
         return cache["sets"]
 
@@ -297,7 +300,7 @@ def run_point(out_dir, setting, labels, scale, seed):
     order = first + [label for label in labels if label not in first]
     results, learned = {}, None
     for label in order:
-        print(f"  {setting.tag}: {label}", flush=True)
+        logger.info("  %s: %s", setting.tag, label)
         results[label], model = train_scheme(point_dir / run_tag(label), label, setting, scale, seed, data,
                                              learned_csi_net=learned)
         if label == LEARNED_ZF:

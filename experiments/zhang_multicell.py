@@ -38,12 +38,15 @@ a quarter).
 """
 
 import json
+import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from mimokd.experiments.zhang import ZhangScale, fit_in_run_dir, run_tag
+
+logger = logging.getLogger(__name__)
 
 SLNR_LOSS = "model-driven, SLNR loss (eq. 35-36)"
 ZF_LOSS = "model-driven, ZF loss"
@@ -234,14 +237,14 @@ def run_point(out_dir, setting, labels, scale, seed):
 
     def data():
         if "sets" not in cache:
-            print(f"  data {setting.tag} ({scale.train} + {scale.test} snapshots)", flush=True)
+            logger.info("  data %s (%d + %d snapshots)", setting.tag, scale.train, scale.test)
             train = dataset(setting, scale.train, seed, 1)
             cache["sets"] = train, dataset(setting, scale.test, seed, 2, channel_scale=train["channel_scale"])
         return cache["sets"]
 
     results, models = {}, {}
     for label in labels:
-        print(f"  {setting.tag}: {label}", flush=True)
+        logger.info("  %s: %s", setting.tag, label)
         results[label], models[label] = train_scheme(point_dir / run_tag(label), label, setting, scale, seed, data)
     refs = _stored(point_dir / "reference.json", _stamp(setting, scale, seed))
     if refs is None:
@@ -318,7 +321,7 @@ def _generalization(out_dir, name, values, xlabel, test_setting, base, scale, se
     series = {label: [] for label in [*models, *REFERENCES]}
     for value in values:
         setting = test_setting(value)
-        print(f"  {name}: testing at {setting.tag}", flush=True)
+        logger.info("  %s: testing at %s", name, setting.tag)
         s = next(iter(results.values()))["channel_scale"]
         test = dataset(setting, scale.test, seed, 2, channel_scale=s, pilot_power_dbm=pilot_power_dbm)
         for label, model in models.items():

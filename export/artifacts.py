@@ -16,6 +16,7 @@ the complete new one, never a mix of two models. A model whose weights hold NaN 
 before any work (:func:`check_finite_weights`).
 """
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from mimokd.export.formats import PART_FORMATS, Endpoint, get_format, write_arti
 from mimokd.export.packed import fold_binarized
 from mimokd.export.parity import ParityError, check_parity
 from mimokd.export.runtimes import load_runner
+
+logger = logging.getLogger(__name__)
 
 ENCODER = Endpoint(signature="encode", input_name="csi", output_name="codeword")
 DECODER = Endpoint(signature="decode", input_name="codeword", output_name="csi")
@@ -149,6 +152,8 @@ def part_inputs_and_score(model, part, csi):
 def export_part(model, part, out_dir, formats, *, calibration, check, threads=None, strict=True):
     """Export one part to each format and check each artifact; see :func:`export_model`.
 
+    Logs a line per artifact (to this module's logger) before its conversion.
+
     ``strict=False`` records a tolerance failure in the record's ``failure`` instead of raising
     (see :func:`~mimokd.export.parity.check_parity`).
 
@@ -163,9 +168,10 @@ def export_part(model, part, out_dir, formats, *, calibration, check, threads=No
     check_inputs, score = part_inputs_and_score(model, part, check)
     inference = fold_binarized(part.model)
     records = []
-    for name in formats:
+    for k, name in enumerate(formats, 1):
         fmt = get_format(name)
         path = Path(out_dir) / f"{part.name}{fmt.suffix}"
+        logger.info("%s [%d/%d] %s: converting, then checking in %s", part.name, k, len(formats), name, fmt.runtime)
         write_artifact(inference, fmt, path, part.endpoint, calibration=calibration_inputs)
         runner = load_runner(path, fmt, part.endpoint, threads=threads)
         parity = check_parity(part.model, runner, fmt, check_inputs, score=score, strict=strict)

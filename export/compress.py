@@ -45,6 +45,7 @@ Examples:
     >>> open("encoder_int8.tflite", "wb").write(qat.tflite)
 """
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ import tensorflow as tf
 
 from mimokd.zoo.autoencoder import copy_model
 from mimokd.zoo.layers import BinarizedDense, ReZero
+
+logger = logging.getLogger(__name__)
 
 
 def _import_tfmot():
@@ -269,11 +272,15 @@ def _codeword_mse(model, csi, codewords, batch_size):
     return float(np.mean((predicted - codewords) ** 2))
 
 
-def _fine_tune(tf_keras_model, csi, codewords, *, epochs, batch_size, learning_rate, callbacks=()):
-    """Fit a ``tf_keras`` encoder to mimic ``codewords``; returns the per-epoch loss history."""
+def _fine_tune(tf_keras_model, csi, codewords, *, epochs, batch_size, learning_rate, label, callbacks=()):
+    """Fit a ``tf_keras`` encoder to mimic ``codewords``; returns the per-epoch loss history.
+
+    Logs one line per epoch (``label``, the epoch, the codeword MSE) to this module's logger."""
+    progress = tf_keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logger.info(
+        "%s: epoch %d/%d, codeword MSE %.3g", label, epoch + 1, epochs, logs["loss"]))
     tf_keras_model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss="mse")
     history = tf_keras_model.fit(
-        csi, codewords, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), verbose=0
+        csi, codewords, epochs=epochs, batch_size=batch_size, callbacks=[*callbacks, progress], verbose=0
     )
     return history.history
 
@@ -359,7 +366,7 @@ def prune_encoder(
     pruning = tf_keras.models.clone_model(twin, clone_function=wrap)
     history = _fine_tune(
         pruning, train_csi, codewords, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        label=f"pruning to sparsity {sparsity:g}", callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
     )
     pruned = from_tf_keras(tfmot.sparsity.keras.strip_pruning(pruning), copy_model(encoder))
     measured = {
@@ -435,7 +442,8 @@ def quantization_aware_encoder(
     _trainable_except_batchnorm(twin)
     qat_model = tfmot.quantization.keras.quantize_model(twin)
     history = _fine_tune(
-        qat_model, train_csi, codewords, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
+        qat_model, train_csi, codewords, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        label="quantization-aware training",
     )
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)

@@ -1,11 +1,19 @@
 """The installed package and the `mimokd` command."""
 
 import json
+import logging
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
+import pytest
+
+import mimokd
+from mimokd import cli
 from mimokd.cli import main
 
 REPO = Path(__file__).parents[1]
@@ -72,7 +80,77 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert "is not a Keras .keras archive" in capsys.readouterr().err
 
 
-def test_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "mimokd.cli", "models", "--cr", "64"],
-                         capture_output=True, text=True, check=True, cwd=REPO).stdout
-    assert "| bcrnet | 1/64 |" in out
+def test_module_entry_point_is_quiet():
+    """The table on stdout; on stderr only our own status line, none of TensorFlow's start-up log."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "mimokd.cli", "models", "--cr", "64"],
+                          capture_output=True, text=True, check=True, cwd=REPO, env=env)
+    assert "| bcrnet | 1/64 |" in done.stdout
+    assert re.fullmatch(r"done in \d+\.\d s\n", done.stderr), done.stderr
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"mimokd {mimokd.__version__}\n"
+
+
+def test_quiet_and_verbose(capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # -q sets it; restored after the test
+    try:
+        assert main(["-q", "models", "--cr", "64"]) == 0
+        captured = capsys.readouterr()
+        assert "| bcrnet | 1/64 |" in captured.out and captured.err == ""  # results only
+        assert main(["-v", "models", "--cr", "64"]) == 0
+        assert "done in" in capsys.readouterr().err
+        assert logging.getLogger("mimokd").getEffectiveLevel() == logging.DEBUG
+    finally:
+        keras.config.enable_interactive_logging()  # -q turned Keras' progress bars off
+    with pytest.raises(SystemExit) as exit_:
+        main(["-q", "-v", "models"])
+    assert exit_.value.code == 2
+
+
+def _crash(args):
+    raise RuntimeError("Attempt to convert a value (PerReplica:{\n  0: <tf.Tensor: [[0.1, 0.2]]>\n})")
+
+
+def test_internal_errors_are_one_line_and_not_the_usage_code(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "cmd_models", _crash)
+    assert main(["models"]) == cli.INTERNAL_ERROR != 2
+    err = capsys.readouterr().err
+    assert err == ("error: internal error: RuntimeError: Attempt to convert a value (PerReplica:{ (rerun with "
+                   "--verbose for the traceback)\n")
+    assert main(["-v", "models"]) == cli.INTERNAL_ERROR
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in _crash" in err and "0: <tf.Tensor" in err
+
+
+def test_list_options_take_spaces_and_commas():
+    parse = cli.build_parser().parse_args
+    assert parse(["models", "--cr", "4,16", "32"]).cr == [4, 16, 32]
+    assert parse(["models", "--cr", "4", "16"]).cr == [4, 16]
+    args = parse(["export", "--models", "crnet,crnet_se", "--cr", "4,8", "--formats", "onnx", "tflite-f32"])
+    assert (args.models, args.cr, args.formats) == (["crnet", "crnet_se"], [4, 8], ["onnx", "tflite-f32"])
+    assert parse(["report", "--models", "crnet", "crnet_se", "--cr", "4", "8"]).cr == [4, 8]
+    args = parse(["experiment", "zhang-fig5", "--cr", "4,8", "--users", "2,6", "--powers", "0", "10,20"])
+    assert (args.cr, args.users, args.powers) == ([4, 8], [2, 6], [0.0, 10.0, 20.0])
+
+
+def test_bad_list_values_are_usage_errors(capsys):
+    for argv, message in ((["models", "--cr", "4,x"], "expected a positive integer, got 'x'"),
+                          (["models", "--cr", "0"], "expected a positive integer, got '0'"),
+                          (["export", "--formats", "onnx,tflite-int4"], "invalid choice: 'tflite-int4'"),
+                          (["models", "--cr", ","], "expected at least one value")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_experiment_help_lists_every_experiment(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["experiment", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    names = list(cli._experiment_titles())
+    assert len(names) == 20 and all(f"\n{name} " in out for name in names)

@@ -27,10 +27,11 @@ def test_export_models(tmp_path, capsys):
         ("encoder", "onnx"), ("encoder", "tflite-f32"), ("decoder", "onnx"), ("decoder", "tflite-f32")]
     assert sorted(p.name for p in folder.iterdir()) == [
         "decoder.f32.tflite", "decoder.onnx", "encoder.f32.tflite", "encoder.onnx", "manifest.json"]
-    printed = capsys.readouterr().out
-    for a in manifest["artifacts"]:
-        assert f"{a['path']}: {a['size_bytes']:,} B" in printed
-    assert f"wrote {folder / 'manifest.json'}" in printed and "done in" in printed
+    printed = capsys.readouterr()
+    for a in manifest["artifacts"]:  # the results on stdout, the progress on stderr
+        assert f"{a['path']}: {a['size_bytes']:,} B" in printed.out
+        assert f"{a['part']} [" in printed.err and f"] {a['format']}: converting" in printed.err
+    assert f"wrote {folder / 'manifest.json'}" in printed.err and "done in" in printed.err
 
 
 def test_export_checkpoint(tmp_path, capsys):
@@ -100,8 +101,8 @@ def test_report(tmp_path, capsys):
     assert (out / "crnet_se_cr32" / "encoder.onnx").is_file()
     for name in ("nmse_vs_flops.png", "latency.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    printed = capsys.readouterr().out
-    assert "## Fastest artifact per part" in printed and "wrote" in printed
+    printed = capsys.readouterr()
+    assert "## Fastest artifact per part" in printed.out and "wrote" in printed.err
 
 
 def test_threads_option_after_tensorflow_has_started(tmp_path):
@@ -131,7 +132,10 @@ def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
     assert qat["failure"] is None and qat["format"] == "tflite-int8"
     assert (out / "encoder.qat-int8.tflite").stat().st_size == qat["size_bytes"]
     assert qat["latency_median_us"] > 0
-    assert "QAT int8 encoder" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "QAT int8 encoder" in printed.out
+    for label in ("pruning to sparsity 0.5", "quantization-aware training"):  # a line per fine-tuning epoch
+        assert f"{label}: epoch 1/1, codeword MSE" in printed.err
 
 
 def test_compress_needs_something_to_do(tmp_path, capsys):

@@ -613,15 +613,15 @@ def test_cli_data_list(capsys):
 def test_cli_data_generate_and_stats(tmp_path, capsys):
     directory, png = tmp_path / "D", tmp_path / "maps" / "P.png"
     assert main(["data", "generate", INDOOR, "--samples", "50", "--out", str(directory), "--workers", "1"]) == 0
-    assert "wrote 1 file(s)" in capsys.readouterr().out
+    assert "wrote 1 file(s)" in capsys.readouterr().err  # status lines are logged to stderr
     assert load_shards(directory, "train").shape == (50, 2, 32, 32)
     assert read_manifest(directory)["seed"] == 0
     assert main(["data", "generate", INDOOR, "--samples", "50", "--out", str(directory), "--workers", "1"]) == 0
-    assert "all present, skipped" in capsys.readouterr().out
+    assert "all present, skipped" in capsys.readouterr().err
 
     assert main(["data", "stats", str(directory), "--drops", "40", "--png", str(png)]) == 0
-    out = capsys.readouterr().out
-    assert "KS p-value" in out and "rms_delay_spread" in out and f"wrote {png}" in out
+    captured = capsys.readouterr()
+    assert "KS p-value" in captured.out and "rms_delay_spread" in captured.out and f"wrote {png}" in captured.err
     assert png.read_bytes()[:8] == PNG_MAGIC
 
 

@@ -2,6 +2,7 @@
 ``fit_method`` dispatches every method."""
 
 import json
+import logging
 
 import keras
 import numpy as np
@@ -69,8 +70,11 @@ SWEEP = Experiment(
 )
 
 
-def test_tiny_experiment_writes_table_plots_and_resumes(tmp_path):
+def test_tiny_experiment_writes_table_plots_and_resumes(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mimokd")
     rows = run_experiment(SWEEP, out_dir=tmp_path, verbose=0)
+    assert [m for m in caplog.messages if m.startswith("-- ")] == [  # a progress line per row
+        "-- 1/32: teacher crnet_cui", f"-- 1/32: vanilla ({SWEEP.runs[0].method})", "-- 1/32: a=0.3 (autoencoder-kd)"]
     assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3"]
     for name in ("results.md", "results.json", "curves_cr32.png", "sweep.png"):
         assert (tmp_path / name).stat().st_size > 0

@@ -1,6 +1,7 @@
 """The main job end to end at a tiny scale: data, the teacher (pretrained or trained), KD, export, tables."""
 
 import json
+import logging
 
 import numpy as np
 
@@ -13,7 +14,8 @@ from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
 
-def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path):
+def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="mimokd")
     rows = run_pipeline(
         out_dir=tmp_path, teacher="crnet", student="bcrnet", cr=32, samples=(100, 50, 50),
         config=TrainConfig(epochs=1, batch_size=25),
@@ -40,6 +42,14 @@ def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path):
     text = (tmp_path / "results.md").read_text()
     assert "tflite-int8" in text and "student, encoder-kd" in text and "lower is better" in text
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # progress goes to the mimokd loggers, a step at a time; the library prints nothing
+    steps = [m[:5] for m in caplog.messages if m.startswith("[")]
+    assert steps == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    n = len(exported)  # and a line per exported artifact
+    assert [m for m in caplog.messages if m.startswith("encoder [")] == [
+        f"encoder [{k}/{n}] {a['format']}: converting, then checking in {a['runtime']}"
+        for k, a in enumerate(results["exported"], 1)]
+    assert capsys.readouterr().out.count("\n") < 10  # Keras' progress bars at most, no tables
 
 
 def test_pipeline_starts_from_a_registered_pretrained_teacher(tmp_path, monkeypatch):

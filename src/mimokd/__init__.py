@@ -12,9 +12,6 @@ Subpackages (each a top-level folder of the repository, installed under this nam
 
 import os
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides our own output; keep
-# warnings and errors. A user's own setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow leaves its oneDNN CPU kernels off on some CPUs; with them the zoo trains about twice
 # as fast on CPU (benchmarks/train_speed.py). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out. This only
 # takes effect when mimokd is imported before TensorFlow.

@@ -23,15 +23,176 @@
         --teacher crnet_cui-cr16-cost2100-indoor --epochs 2 --work-dir runs/se16   # a new entry
 
 Run ``mimokd <command> --help`` for each command's options.
+
+Output: results (tables, metrics) go to stdout; progress and status lines go to the ``mimokd``
+logger, on stderr (``-q``: warnings and errors only; ``-v``: debug lines, TensorFlow's own log and
+the traceback of an internal error). Exit status: 0 done, 1 a failed check (``pretrained verify``),
+2 a usage or user error (one ``error:`` line), 3 an exported artifact out of tolerance,
+:data:`INTERNAL_ERROR` an unexpected exception, 130 interrupted.
 """
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.util
+import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from mimokd import __version__
+
 SPLITS = ("train", "val", "test")
+
+#: Exit status of an unexpected exception (sysexits' EX_SOFTWARE), apart from argparse's usage code 2.
+INTERNAL_ERROR = 70
+
+logger = logging.getLogger("mimokd.cli")  # not __name__: `python -m mimokd.cli` runs as __main__
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A ``StreamHandler`` on whatever ``sys.stderr`` is when a record is emitted (tests replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
+class _Formatter(logging.Formatter):
+    """``message`` for debug and info records, ``warning: message`` / ``error: message`` above."""
+
+    def format(self, record):
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _configure_output(verbosity):
+    """Send the ``mimokd`` loggers to stderr at ``verbosity`` (-1 quiet, 0 default, 1 verbose).
+
+    Below verbose, TensorFlow's and absl's Python loggers keep only errors; quiet also turns off
+    Keras' progress bars and tqdm's. The handler is added once (tests call :func:`main` repeatedly).
+    """
+    root = logging.getLogger("mimokd")
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
+    if verbosity < 1:
+        from absl import logging as absl_logging  # a Keras dependency; its own logger class, so its own call
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if verbosity < 0:
+        os.environ["TQDM_DISABLE"] = "1"
+        import keras
+
+        keras.config.disable_interactive_logging()  # progress bars go to absl's logger, at ERROR here
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """File descriptor 2 (what C++ libraries write to) points at /dev/null inside the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports ``tensorflow`` with stderr at /dev/null, once, then leaves ``sys.meta_path``.
+
+    TensorFlow's C++ libraries log at load time (CUDA probing, CPU features) through absl before
+    anything can configure absl, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. An import error is raised
+    after stderr is back. Installed by :func:`main` only, never by a library import.
+    """
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def quiet_exec_module(module):
+                with _stderr_to_devnull():
+                    exec_module(module)
+
+            spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+def _quiet_tensorflow():
+    """Silence TensorFlow's start-up log before it is imported: ``TF_CPP_MIN_LOG_LEVEL=3`` unless the
+    user set it, and :class:`_QuietTensorFlowImport`. Returns an undo for ``--verbose``."""
+    ours = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    finder = None
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        finder = _QuietTensorFlowImport()
+        sys.meta_path.insert(0, finder)
+
+    def undo():
+        if ours:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+
+    return undo
+
+
+def _positive_int(text):
+    """``int(text)`` if it is > 0, else ``ValueError`` naming the text."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+class _ListAction(argparse.Action):
+    """A list option whose values are space- or comma-separated, or both (``--cr 4 16``, ``--cr 4,16``).
+
+    Args (to ``add_argument``): ``convert``, applied to each item (``ValueError`` = a usage error);
+    ``valid``, the allowed items (after ``convert``), named in the error.
+    """
+
+    def __init__(self, option_strings, dest, convert=str, valid=None, **kwargs):
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+        self.convert, self.valid = convert, valid
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = [item for value in values for item in value.split(",") if item]
+        try:
+            converted = [self.convert(item) for item in items]
+        except ValueError as err:
+            raise argparse.ArgumentError(self, str(err)) from None
+        bad = [item for item in converted if self.valid is not None and item not in self.valid]
+        if bad:  # argparse's own wording
+            raise argparse.ArgumentError(self, f"invalid choice: {bad[0]!r} (choose from "
+                                         f"{', '.join(map(repr, self.valid))})")
+        if not converted:
+            raise argparse.ArgumentError(self, "expected at least one value")
+        setattr(namespace, self.dest, converted)
+
+
+def _add_list_arg(parser, option, convert=str, valid=None, **kwargs):
+    """``option`` as a :class:`_ListAction` (space- or comma-separated values)."""
+    parser.add_argument(option, action=_ListAction, convert=convert, valid=valid, **kwargs)
 
 
 def _add_data_args(parser, default_samples, splits=None):
@@ -146,9 +307,9 @@ def cmd_generate(args):
                                                                    for s in SPLITS},
                                      scenario=args.scenario, seed=args.seed, overwrite=args.overwrite)
     for path in written:
-        print(f"wrote {path}")
+        logger.info("wrote %s", path)
     if not written:
-        print(f"{args.out}: every file present with these settings, skipped")
+        logger.info("%s: every file present with these settings, skipped", args.out)
 
 
 def cmd_data_list(args):
@@ -171,7 +332,7 @@ def cmd_data_generate(args):
                             delay_offset=args.delay_offset,
                             ue_annulus=None if args.ue_annulus is None else tuple(args.ue_annulus),
                             overwrite=args.overwrite)
-    print(f"wrote {len(written)} file(s) to {args.out}" + ("" if written else " (all present, skipped)"))
+    logger.info("wrote %d file(s) to %s%s", len(written), args.out, "" if written else " (all present, skipped)")
 
 
 def _scaling(text):
@@ -202,7 +363,7 @@ def cmd_data_stats(args):
         maps["Octave reference"] = reference_map
     path = Path(args.png or Path(args.dir) / "power_maps.png")
     plot_maps(maps, path)
-    print(f"wrote {path}")
+    logger.info("wrote %s", path)
 
 
 def cmd_train(args):
@@ -220,7 +381,7 @@ def cmd_train(args):
         overwrite=args.overwrite,
         cr=args.cr,
     )
-    print(f"saved {out / 'best.keras'} (best validation NMSE) and {out / 'final.keras'}")
+    logger.info("saved %s (best validation NMSE) and %s", out / "best.keras", out / "final.keras")
     _print_metrics(f"{args.model} 1/{args.cr} (final)", evaluate_autoencoder(model, _load(args, "test")))
 
 
@@ -259,7 +420,7 @@ def cmd_distill(args):
         fit_encoder_kd(teacher, student, train, val, **common)
         out = out / "finetune"
     model = load_checkpoint(out / "best.keras")
-    print(f"saved {out / 'best.keras'} (the student, best validation NMSE)")
+    logger.info("saved %s (the student, best validation NMSE)", out / "best.keras")
     _print_metrics(f"{args.student} 1/{teacher.cr} {args.method}", evaluate_autoencoder(model, _load(args, "test")))
 
 
@@ -274,7 +435,7 @@ def cmd_ip_kd(args):
     if args.role == "bs-export":
         model = load_checkpoint(args.model)
         size = export_pairs(model.encoder, _load(args, "train"), args.out, **quant)
-        print(f"wrote {args.out} ({size / 1e6:.2f} MB): CSI and the BS encoder's codewords")
+        logger.info("wrote %s (%.2f MB): CSI and the BS encoder's codewords", args.out, size / 1e6)
     elif args.role == "ue-train":
         csi, codewords = load_pairs(args.pairs)
         _, _, height, width = csi.shape
@@ -282,18 +443,18 @@ def cmd_ip_kd(args):
         encoder = create_model(args.encoder, cr=cr, height=height, width=width).encoder
         fit_encoder_on_pairs(encoder, csi, codewords, out_dir=args.out, config=_train_config(args),
                              overwrite=args.overwrite)
-        print(f"saved {Path(args.out) / 'best.keras'} (the UE encoder, best validation codeword MSE)")
+        logger.info("saved %s (the UE encoder, best validation codeword MSE)", Path(args.out) / "best.keras")
     elif args.role == "ue-export":
         encoder = load_checkpoint(args.encoder, role="encoder")
         csi = load_pairs(args.pairs)[0] if args.pairs else _load(args, "train")
         size = export_pairs(encoder, csi, args.out, **quant)
-        print(f"wrote {args.out} ({size / 1e6:.2f} MB): CSI and the UE encoder's codewords")
+        logger.info("wrote %s (%.2f MB): CSI and the UE encoder's codewords", args.out, size / 1e6)
     elif args.role == "bs-finetune":
         decoder = copy_model(load_checkpoint(args.model).decoder)
         csi, codewords = load_pairs(args.pairs)
         fit_decoder_on_pairs(decoder, codewords, csi, out_dir=args.out, config=_train_config(args),
                              overwrite=args.overwrite)
-        print(f"saved {Path(args.out) / 'best.keras'} (the BS decoder, best validation NMSE)")
+        logger.info("saved %s (the BS decoder, best validation NMSE)", Path(args.out) / "best.keras")
     else:  # evaluate
         encoder = load_checkpoint(args.encoder, role="encoder")
         try:
@@ -304,27 +465,53 @@ def cmd_ip_kd(args):
         _print_metrics("UE encoder + BS decoder", evaluate_autoencoder(model, _load(args, "test")))
 
 
+def _experiment_titles():
+    """``{name: "source: title"}`` of every experiment (imports the registries, and so TensorFlow)."""
+    from mimokd.experiments import EXPERIMENTS
+    from mimokd.experiments.kong import KONG_EXPERIMENTS
+    from mimokd.experiments.zhang import ZHANG_EXPERIMENTS
+    from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS
+
+    titles = {name: f"{exp.source}: {exp.title}" for name, exp in EXPERIMENTS.items()}
+    return titles | {name: title for name, (_, title) in
+                     {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS, **MULTICELL_EXPERIMENTS}.items()}
+
+
+def _experiment_list():
+    """The experiments, one ``name  title`` line each."""
+    return "".join(f"{name:12s} {title}\n" for name, title in _experiment_titles().items())
+
+
+class _ExperimentHelp(argparse.Action):
+    """``experiment --help``: the help with every experiment listed, built from the registries only
+    when asked for (they import TensorFlow)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        print("\nexperiments:\n" + _experiment_list(), end="")
+        parser.exit()
+
+
 def cmd_experiment(args):
-    from mimokd.experiments import EXPERIMENTS, get_experiment, run_experiment
+    from mimokd.experiments import get_experiment, run_experiment
     from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
     from mimokd.experiments.zhang import ZHANG_EXPERIMENTS, run_zhang
     from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS, run_multicell
 
     if args.name == "list":
-        for name, exp in EXPERIMENTS.items():
-            print(f"{name:12s} {exp.source}: {exp.title}")
-        for name, (_, title) in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS, **MULTICELL_EXPERIMENTS}.items():
-            print(f"{name:12s} {title}")
+        print(_experiment_list(), end="")
         return
+    out = args.out or f"runs/{args.name}"
     if args.name in KONG_EXPERIMENTS:
         scale = (PAPER if args.scale == "paper" else SMALL).with_overrides(
             iterations=args.iterations, batch_size=args.batch_size, test_channels=args.test_samples,
             val_channels=args.val_samples, width=args.width,
         )
-        run_kong(args.name, args.out or f"runs/{args.name}", scale, powers_db=args.powers, seed=args.seed)
-        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
-        return
-    if args.name in ZHANG_EXPERIMENTS or args.name in MULTICELL_EXPERIMENTS:
+        run_kong(args.name, out, scale, powers_db=args.powers, seed=args.seed)
+    elif args.name in ZHANG_EXPERIMENTS or args.name in MULTICELL_EXPERIMENTS:
         from mimokd.experiments import zhang, zhang_multicell
 
         module = zhang if args.name in ZHANG_EXPERIMENTS else zhang_multicell
@@ -332,24 +519,27 @@ def cmd_experiment(args):
             train=args.train_samples, test=args.test_samples, epochs=args.epochs, batch_size=args.batch_size,
             width=args.width,
         )
-        out = args.out or f"runs/{args.name}"
         if args.name in ZHANG_EXPERIMENTS:
             run_zhang(args.name, out, scale, users=args.users, pilots=args.pilots, antennas=args.antennas,
                       powers_db=args.powers, max_delay=args.max_delay, seed=args.seed)
         else:
             if args.users:
-                raise SystemExit(f"--users does not apply to {args.name} (one user per cell)")
+                raise ValueError(f"--users does not apply to {args.name} (one user per cell)")
             run_multicell(args.name, out, scale, antennas=args.antennas, pilots=args.pilots, powers_db=args.powers,
                           max_delay=args.max_delay, seed=args.seed)
-        print(f"wrote {args.out or f'runs/{args.name}'}/results.md, results.json and the plots")
-        return
-    experiment = get_experiment(args.name)
-    scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
-        train=args.train_samples, val=args.val_samples, test=args.test_samples, epochs=args.epochs,
-        batch_size=args.batch_size, teacher_epochs=args.teacher_epochs,
-    )
-    run_experiment(experiment, out_dir=args.out or f"runs/{args.name}", scale=scale, data=args.data,
-                   ratios=args.cr, seed=args.seed, teachers_dir=args.teachers)
+    else:
+        experiment = get_experiment(args.name)
+        scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
+            train=args.train_samples, val=args.val_samples, test=args.test_samples, epochs=args.epochs,
+            batch_size=args.batch_size, teacher_epochs=args.teacher_epochs,
+        )
+        run_experiment(experiment, out_dir=out, scale=scale, data=args.data, ratios=args.cr, seed=args.seed,
+                       teachers_dir=args.teachers)
+    written = [Path(out, "results.md")] if Path(out, "results.md").is_file() else sorted(Path(out).glob("*/results.md"))
+    for path in written:  # zhang-fig5 writes one table per panel, in a/ and b/
+        print(path.read_text())
+    if written:
+        logger.info("wrote %s, results.json and the plots", ", ".join(str(p) for p in written))
 
 
 def cmd_pipeline(args):
@@ -369,6 +559,7 @@ def cmd_pipeline(args):
         pretrained=args.pretrained,
         weights_dir=args.weights_dir,
     )
+    print(Path(args.out, "results.md").read_text(), end="")
 
 
 def cmd_import(args):
@@ -388,7 +579,7 @@ def cmd_import(args):
     with atomic_path(out) as tmp:
         model.save(tmp)
     print(f"imported {source}: {model.name}, compression 1/{model.cr}, {model.count_params():,} weights")
-    print(f"wrote {out}")
+    logger.info("wrote %s", out)
 
 
 def _entries_arg(args):
@@ -437,7 +628,7 @@ def cmd_pretrained_register(args):
     entry = measure_entry(args.model, args.cr, args.dataset, trained, recipe=recipe, test_samples=args.test_samples,
                           out_dir=args.out_dir, data_dir=args.data_dir, paper_nmse_db=args.paper_nmse,
                           paper_source=args.paper_source)
-    print(f"wrote {entry.file}; paste into mimokd/pretrained/registry.py ENTRIES:")
+    logger.info("wrote %s; paste into mimokd/pretrained/registry.py ENTRIES:", entry.file)
     print(entry_stanza(entry))
 
 
@@ -447,7 +638,7 @@ def cmd_pretrained_build(args):
 
     entry = build_entry(args.entry, work_dir=args.work_dir, data_dir=args.data_dir, out_dir=args.out_dir,
                         epochs=args.epochs, workers=args.workers)
-    print(f"wrote {entry.file}; its entry (replace the registered one to publish it):")
+    logger.info("wrote %s; its entry (replace the registered one to publish it):", entry.file)
     print(entry_stanza(entry))
 
 
@@ -462,7 +653,7 @@ def cmd_pretrained_train(args):
     entry = train_entry(args.model, args.cr, args.dataset, recipe, work_dir=args.work_dir, data_dir=args.data_dir,
                         test_samples=args.test_samples, out_dir=args.out_dir, paper_nmse_db=args.paper_nmse,
                         paper_source=args.paper_source, workers=args.workers)
-    print(f"wrote {entry.file}; paste into mimokd/pretrained/registry.py ENTRIES:")
+    logger.info("wrote %s; paste into mimokd/pretrained/registry.py ENTRIES:", entry.file)
     print(entry_stanza(entry))
 
 
@@ -486,8 +677,8 @@ def cmd_pretrained_verify(args):
     print(f"{len(entries)} entries: {counts['OK']} copies OK, {counts['missing']} missing, {counts['MISMATCH']} "
           "MISMATCH" + (f"; no verified copy here of {', '.join(none)}" if none else ""))
     if bad:
-        print(f"error: {len(bad)} file(s) do not match the registry's sha256; they were neither loaded nor "
-              "changed: delete or replace them", file=sys.stderr)
+        logger.error("%d file(s) do not match the registry's sha256; they were neither loaded nor changed: delete "
+                     "or replace them", len(bad))
         return 1
     return 0
 
@@ -510,8 +701,7 @@ def _models_to_export(args):
         return models
     if not args.models:
         raise ValueError("Give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
-    return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models.split(",")
-            for cr in (int(c) for c in args.cr.split(","))]
+    return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models for cr in args.cr]
 
 
 def _export_data(args):
@@ -527,8 +717,10 @@ def cmd_export(args):
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
     calibration, check = _export_data(args)
-    for label, model in models:
+    for k, (label, model) in enumerate(models, 1):
         out = Path(args.out) / label if args.checkpoint is None or len(args.checkpoint) > 1 else Path(args.out)
+        logger.info("[%d/%d] %s: export and check %s", k, len(models), label,
+                    ", ".join(args.formats or ["every format"]))
         manifest = export_model(model, out, calibration=calibration, check=check, parts=args.parts,
                                 formats=args.formats, threads=args.threads)
         for a in manifest["artifacts"]:
@@ -537,7 +729,7 @@ def cmd_export(args):
                 nmse = f", NMSE {a['nmse_db_artifact']:.2f} dB ({a['nmse_loss_db']:+.3f})"
             print(f"{a['path']}: {a['size_bytes']:,} B, max |diff| {a['max_abs_diff']:.2g} "
                   f"(allowed {a['allowed_abs_diff']:.2g}){nmse}")
-        print(f"wrote {out / 'manifest.json'}")
+        logger.info("wrote %s", out / "manifest.json")
 
 
 def cmd_report(args):
@@ -552,8 +744,9 @@ def cmd_report(args):
     models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
     calibration, check = _export_data(args)
     complexity, artifacts = [], []
-    for label, model in models:
-        print(f"{label}: export, check and time {', '.join(args.formats or ['every format'])}")
+    for k, (label, model) in enumerate(models, 1):
+        logger.info("[%d/%d] %s: export, check and time %s", k, len(models), label,
+                    ", ".join(args.formats or ["every format"]))
         rows = report_model(model, Path(args.out) / label, calibration=calibration, check=check,
                             parts=args.parts or ("encoder",), formats=args.formats, threads=args.threads,
                             warmup=args.warmup, runs=args.runs, label=label)
@@ -568,7 +761,7 @@ def cmd_report(args):
     }
     write_report(complexity, artifacts, args.out, meta)
     print(Path(args.out, "report.md").read_text())
-    print(f"wrote {args.out}/report.md, report.json, nmse_vs_flops.png, latency.png")
+    logger.info("wrote %s/report.md, report.json, nmse_vs_flops.png, latency.png", args.out)
 
 
 def _zlib_bytes(model):
@@ -617,7 +810,8 @@ def cmd_compress(args):
             "encoder_zlib_bytes": _zlib_bytes(pruned.encoder),
         }
         print(f"pruned encoder: sparsity {pruned.sparsity}, NMSE {summary['nmse_db']:.2f} -> "
-              f"{summary['pruning']['nmse_db']:.2f} dB; wrote {out / 'pruned.keras'}")
+              f"{summary['pruning']['nmse_db']:.2f} dB")
+        logger.info("wrote %s", out / "pruned.keras")
     if args.qat:
         quantized = quantization_aware_encoder(model.encoder, train, epochs=args.epochs,
                                                batch_size=args.batch_size, learning_rate=args.lr)
@@ -632,9 +826,10 @@ def cmd_compress(args):
                           "latency_median_us": latency.median_us, "latency_p90_us": latency.p90_us,
                           "codeword_mse": quantized.mse}
         print(f"QAT int8 encoder: NMSE {parity.nmse_db_keras:.2f} -> {parity.nmse_db_artifact:.2f} dB "
-              f"({parity.nmse_loss_db:+.3f}), {latency.median_us:.1f} µs median; wrote {path}")
+              f"({parity.nmse_loss_db:+.3f}), {latency.median_us:.1f} µs median")
+        logger.info("wrote %s", path)
     write_json(out / "compress.json", summary)
-    print(f"wrote {out / 'compress.json'}")
+    logger.info("wrote %s", out / "compress.json")
     if args.qat and parity.failure:
         raise ParityError(parity.failure)
 
@@ -645,14 +840,17 @@ def _add_export_args(parser, out, parts_default):
     source = parser.add_argument_group("what to export (one of)")
     source.add_argument("--checkpoint", action="append", default=None,
                         help="a trained .keras file (repeat for several)")
-    source.add_argument("--models", default=None, help="comma-separated zoo names, untrained (e.g. crnet,crnet_se)")
-    parser.add_argument("--cr", default="4", help="compression ratios for --models, comma-separated (default: 4)")
+    _add_list_arg(source, "--models", default=None, metavar="NAME",
+                  help="zoo names, untrained, space- or comma-separated (e.g. crnet,crnet_se)")
+    _add_list_arg(parser, "--cr", _positive_int, default=[4], metavar="CR",
+                  help="compression ratios for --models, space- or comma-separated (default: 4)")
     parser.add_argument("--role", default="autoencoder", choices=("autoencoder", "encoder", "decoder"),
                         help="what the checkpoint holds (default: autoencoder)")
-    parser.add_argument("--parts", nargs="+", default=None, choices=("encoder", "decoder"),
-                        help=f"deployable parts (default: {parts_default})")
-    parser.add_argument("--formats", nargs="+", default=None, choices=list(FORMATS),
-                        help="artifact formats (default: all; a decoder leaves out tflite-int8, see README)")
+    _add_list_arg(parser, "--parts", valid=("encoder", "decoder"), default=None, metavar="PART",
+                  help=f"deployable parts, encoder and/or decoder (default: {parts_default})")
+    _add_list_arg(parser, "--formats", valid=list(FORMATS), default=None, metavar="FORMAT",
+                  help=f"artifact formats: {', '.join(FORMATS)} (default: all; a decoder leaves out tflite-int8, "
+                  "see README)")
     parser.add_argument("--out", default=out, help=f"output directory (default: {out})")
     parser.add_argument("--threads", type=int, default=1, help="runtime threads for checks and timing (default: 1)")
     parser.add_argument("--calibration-samples", type=int, default=200,
@@ -666,8 +864,16 @@ def build_parser():
         description="CSI-feedback model zoo with knowledge distillation (Keras 3). "
         "Start with `mimokd pipeline`: it generates COST2100-like CSI, loads a pretrained teacher, "
         "distills a student from it and evaluates both, in a few minutes on a laptop CPU, no download.",
-        epilog="Run `mimokd <command> --help` for a command's options.",
+        epilog="Run `mimokd <command> --help` for a command's options. Results go to stdout, progress to "
+        "stderr; exit status 2 is a usage or input error, 3 an artifact out of tolerance, "
+        f"{INTERNAL_ERROR} an internal error.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=0,
+                           help="warnings and errors only: no progress lines or bars (results still print)")
+    verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                           help="debug lines, TensorFlow's own log, and the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser(
@@ -701,9 +907,8 @@ def build_parser():
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("models", help="list the zoo: UE parameters, multiplications, FLOPs")
-    p.add_argument(
-        "--cr", type=int, nargs="+", default=[4, 8, 16, 32], help="ratios (default: 4 8 16 32)"
-    )
+    _add_list_arg(p, "--cr", _positive_int, default=[4, 8, 16, 32], metavar="CR",
+                  help="compression ratios, space- or comma-separated (default: 4 8 16 32)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(
@@ -835,15 +1040,18 @@ def build_parser():
 
     p = sub.add_parser(
         "experiment",
-        help="run a paper table (Lu et al. I-III, Cui et al. II, V-VIII, XII); `list` lists them",
-        description="Train every row of a paper table at a scale (small: minutes on 2 CPU cores; paper: "
-        "the paper's samples and epochs) and write results.md/json beside the paper's numbers, "
-        "with training curves. Interrupted experiments resume.",
+        help="run a paper table or figure (Lu et al., Cui et al., Kong et al., Zhang et al.); `list` lists them",
+        description="Train every row of a paper table or figure at a scale (small: minutes on 2 CPU cores; paper: "
+        "the paper's samples and epochs), write results.md/json beside the paper's numbers, with plots, and "
+        "print results.md. Interrupted experiments resume.",
+        add_help=False,
     )
-    p.add_argument("name", help="an experiment name, or `list`")
+    p.add_argument("-h", "--help", action=_ExperimentHelp, help="show this help message, with every experiment")
+    p.add_argument("name", help="an experiment name (listed below), or `list`")
     p.add_argument("--scale", default="small", choices=("small", "paper"), help="(default: small)")
     p.add_argument("--out", default=None, help="output directory (default: runs/<name>)")
-    p.add_argument("--cr", type=int, nargs="+", default=None, help="compression ratios (default: the table's)")
+    _add_list_arg(p, "--cr", _positive_int, default=None, metavar="CR",
+                  help="compression ratios, space- or comma-separated (default: the table's)")
     p.add_argument("--teachers", default=None, help="where teachers are trained or found (default: <out>/teachers)")
     p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
@@ -852,14 +1060,16 @@ def build_parser():
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
     p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
     p.add_argument("--width", type=float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
-    p.add_argument("--powers", type=float, nargs="+", default=None,
-                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for fig6-8), "
-                   "zhang-fig7: the test powers in dBm")
+    _add_list_arg(p, "--powers", float, default=None, metavar="P",
+                  help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for fig6-8), "
+                  "zhang-fig7: the test powers in dBm")
     # Zhang et al. (zhang-*): the swept users, pilots and antennas
-    p.add_argument("--users", type=int, nargs="+", default=None, help="zhang-*: the swept K (K = Nt in fig2 / fig4)")
-    p.add_argument("--pilots", type=int, nargs="+", default=None, help="zhang-fig5 / fig6: the swept pilot lengths L")
-    p.add_argument("--antennas", type=int, nargs="+", default=None,
-                   help="zhang-fig5 / table1 / fig7 / fig8: Nt (one value); zhang-fig6: the swept Nt")
+    _add_list_arg(p, "--users", _positive_int, default=None, metavar="K",
+                  help="zhang-*: the swept K (K = Nt in fig2 / fig4)")
+    _add_list_arg(p, "--pilots", _positive_int, default=None, metavar="L",
+                  help="zhang-fig5 / fig6: the swept pilot lengths L")
+    _add_list_arg(p, "--antennas", _positive_int, default=None, metavar="NT",
+                  help="zhang-fig5 / table1 / fig7 / fig8: Nt (one value); zhang-fig6: the swept Nt")
     p.add_argument("--max-delay", type=float, default=None,
                    help="zhang-fig5 / fig6-8 / table1: the FDD path-delay range in seconds (default: 1e-4)")
     p.set_defaults(func=cmd_experiment)
@@ -1021,20 +1231,39 @@ def build_parser():
     return parser
 
 
+def _one_line(err, limit=300):
+    """``Type: first line of the message``, cut at ``limit`` characters (a tensor dump stays out)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def main(argv=None):
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status (module docstring)."""
+    undo_quiet = _quiet_tensorflow()  # first: `experiment --help` imports TensorFlow
     args = build_parser().parse_args(argv)
+    if args.verbosity > 0:
+        undo_quiet()
+    _configure_output(args.verbosity)
     start = time.perf_counter()
     try:
         status = args.func(args) or 0  # a command may return an exit status (pretrained verify: 1)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, KeyError) as err:  # the user's input: one line, no traceback
+        logger.error("%s", err)
         return 2
-    except RuntimeError as err:  # an artifact out of tolerance (export, report)
-        if type(err).__name__ != "ParityError":
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 3
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    except KeyboardInterrupt:
+        logger.error("interrupted (a run directory resumes where it stopped when the command is repeated)")
+        return 130
+    except Exception as err:
+        if type(err).__name__ == "ParityError":  # an artifact out of tolerance (export, report, compress)
+            logger.error("%s", err)
+            return 3
+        if args.verbosity > 0:
+            logger.error("internal error:\n%s", traceback.format_exc().rstrip())
+        else:
+            logger.error("internal error: %s (rerun with --verbose for the traceback)", _one_line(err))
+        return INTERNAL_ERROR
+    logger.info("done in %.1f s", time.perf_counter() - start)
     return status
 
 

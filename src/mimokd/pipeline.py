@@ -20,6 +20,7 @@ the UE encoder.
    and NMSE to the results.
 """
 
+import logging
 from pathlib import Path
 
 import keras
@@ -36,6 +37,8 @@ from mimokd.tables import markdown_table
 from mimokd.train import TrainConfig, evaluate_autoencoder, fit_autoencoder
 from mimokd.train.methods import NEEDS_TEACHER, fit_method
 from mimokd.zoo import create_model
+
+logger = logging.getLogger(__name__)
 
 EXPORT_COLUMNS = [
     ("format", "format"),
@@ -124,6 +127,9 @@ def run_pipeline(
 ):
     """Run the main job (see the module docstring) and return its result rows.
 
+    Progress goes to the ``mimokd.pipeline`` logger (INFO); the results to ``results.md`` (which
+    ``mimokd pipeline`` prints).
+
     Args:
         out_dir: where data, runs, tables and the plot go.
         teacher, student: registered model names (default: Cui et al.'s pair, whose decoder learns
@@ -146,7 +152,7 @@ def run_pipeline(
         raise ValueError(f"Unknown KD method {method!r}. Expected one of {NEEDS_TEACHER}")
     out = Path(out_dir)
     config = config or TrainConfig(epochs=5, batch_size=50)
-    print(f"[1/5] generating {data} CSI {samples} -> {out / 'data'}")
+    logger.info("[1/5] generating %s CSI %s -> %s", data, samples, out / "data")
     csi = _generate_data(data, samples, seed, out)
     paper = _paper_figures(teacher, student, cr, data)
     rows, logs, models = [], {}, {}
@@ -161,16 +167,18 @@ def run_pipeline(
 
     entry = _entry_or_none(teacher, cr, data) if pretrained else None
     if pretrained and entry is None:
-        print(f"      no pretrained {teacher} 1/{cr} for {data} (`mimokd pretrained list`); the teacher is trained here")
+        logger.info("      no pretrained %s 1/%d for %s (`mimokd pretrained list`); the teacher is trained here",
+                    teacher, cr, data)
     if entry is not None:
-        print(f"[2/5] loading the pretrained teacher {entry.name} ({entry.recipe.epochs} epochs, "
-              f"{entry.metrics.nmse_db:.2f} dB on its test split); training the student {student} 1/{cr} "
-              f"for {config.epochs} epochs")
+        logger.info("[2/5] loading the pretrained teacher %s (%d epochs, %.2f dB on its test split); training the "
+                    "student %s 1/%d for %d epochs", entry.name, entry.recipe.epochs, entry.metrics.nmse_db, student,
+                    cr, config.epochs)
         models["teacher"] = create_model(teacher, cr=cr, weights=data, weights_dir=weights_dir)
         report("teacher (pretrained)", teacher, models["teacher"], paper_role="teacher")
         trained_here = (("student", student),)
     else:
-        print(f"[2/5] training the teacher {teacher} and the student {student} 1/{cr} for {config.epochs} epochs")
+        logger.info("[2/5] training the teacher %s and the student %s 1/%d for %d epochs", teacher, student, cr,
+                    config.epochs)
         trained_here = (("teacher", teacher), ("student", student))
     for role, name in trained_here:
         run_dir = out / f"{role}_{name}_cr{cr}"
@@ -181,16 +189,16 @@ def run_pipeline(
         report("student (pretrained)", student,
                create_model(student, cr=cr, weights=data, weights_dir=weights_dir), paper_role="student")
 
-    print(f"[3/5] distilling the student {student} from the teacher by {method}")
+    logger.info("[3/5] distilling the student %s from the teacher by %s", student, method)
     model, _, log = fit_method(method, student, cr, csi["train"], csi["val"], out_dir=out / f"student_{method}",
                                teacher=models["teacher"], config=config)
     report(f"student, {method}", student, model, log)
 
-    print(f"[4/5] exporting the distilled student's UE encoder to {out / 'export'}, each artifact checked")
+    logger.info("[4/5] exporting the distilled student's UE encoder to %s, each artifact checked", out / "export")
     artifacts = export_model(model, out / "export", calibration=csi["train"][:200], check=csi["test"],
                              parts=["encoder"], threads=1)["artifacts"]
 
-    print(f"[5/5] writing {out / 'results.md'}, results.json, curves.png")
+    logger.info("[5/5] writing %s, results.json, curves.png", out / "results.md")
     table = markdown_table(rows, RESULT_COLUMNS)
     exported = markdown_table(artifacts, EXPORT_COLUMNS)
     write_text(
@@ -202,5 +210,4 @@ def run_pipeline(
                                       "teacher_entry": None if entry is None else entry.name, "rows": rows,
                                       "exported": artifacts})
     plot_training_curves(logs, out / "curves.png", metrics=("val_nmse",))
-    print(table, MEANING, "", exported, sep="\n", end="")
     return rows
