@@ -2,11 +2,12 @@
 
 Each :class:`Experiment` is data (:mod:`mimokd.experiments.csi_kd` holds the KD tables of Lu et al.
 and Cui et al.); :func:`run_experiment` trains its rows at a :class:`Scale` and writes the table
-beside the paper's numbers, with training curves.
+beside the paper's numbers, with training curves; ``rows=`` splits a table across machines and
+:func:`merge_experiment` writes it from their run directories.
 """
 
 from mimokd.experiments.csi_kd import EXPERIMENTS
-from mimokd.experiments.runner import run_experiment
+from mimokd.experiments.runner import merge_experiment, parse_rows, run_experiment, table_rows
 from mimokd.experiments.spec import METHODS, Experiment, Run, Scale
 
 
@@ -17,4 +18,5 @@ def get_experiment(name):
     return EXPERIMENTS[name]
 
 
-__all__ = ["EXPERIMENTS", "METHODS", "Experiment", "Run", "Scale", "get_experiment", "run_experiment"]
+__all__ = ["EXPERIMENTS", "METHODS", "Experiment", "Run", "Scale", "get_experiment", "merge_experiment", "parse_rows",
+           "run_experiment", "table_rows"]

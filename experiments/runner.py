@@ -10,6 +10,14 @@ Layout of the output directory::
 
 A row whose ``result.json`` exists (for the same scale and data) is not trained again, so an
 interrupted experiment resumes where it stopped; inside a row, training resumes from its backup.
+
+Split across machines (a cluster's job array): :func:`table_rows` numbers the student rows of the
+table, ratio by ratio in table order; ``run_experiment(..., rows=(i, n))`` trains only those whose
+index is ``i`` modulo ``n`` (strided, so every machine gets a share of each ratio), with the
+teachers already trained (``rows="teachers"``, one ratio per machine with ``ratios``) in
+``teachers_dir``; each row is its own run directory under ``out_dir``. Once those directories are
+together in one ``out_dir``, :func:`merge_experiment` writes the table and plots exactly as a
+single run would, or refuses, naming the missing rows.
 """
 
 import json
@@ -42,17 +50,30 @@ def _codeword_mse(teacher, model, csi):
     return float(np.mean((t - s) ** 2))
 
 
+def _stored(run_dir, stamp):
+    """``(row, curve_log)`` of the finished row in ``run_dir`` (``None`` if it has no ``result.json``).
+
+    Raises:
+        ValueError: the result is for another scale or dataset.
+    """
+    result_path = Path(run_dir) / "result.json"
+    if not result_path.exists():
+        return None
+    saved = json.loads(result_path.read_text())
+    if saved.get("stamp") != stamp:
+        raise ValueError(
+            f"{run_dir} holds a result for another scale or dataset ({saved.get('stamp')}); "
+            f"use another --out for {stamp}"
+        )
+    # relative to the run directory, so that run directories can be moved (absolute in older results)
+    return saved["row"], Path(run_dir) / saved["curve_log"]
+
+
 def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epochs=None):
     """Train and evaluate a row unless its ``result.json`` (same scale and data) exists."""
-    result_path = run_dir / "result.json"
-    if result_path.exists():
-        saved = json.loads(result_path.read_text())
-        if saved.get("stamp") != stamp:
-            raise ValueError(
-                f"{run_dir} holds a result for another scale or dataset ({saved.get('stamp')}); "
-                f"use another --out for {stamp}"
-            )
-        return saved["row"], Path(saved["curve_log"])
+    stored = _stored(run_dir, stamp)
+    if stored is not None:
+        return stored
     start = time.perf_counter()
     model, extra, curve_log = fit_method(
         run.method, run.model, cr, data["train"], data["val"], out_dir=run_dir, teacher=teacher,
@@ -81,17 +102,22 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epoch
     }
     for key, value in run.paper.get(cr, {}).items():
         row[f"paper_{key}"] = value
-    write_json(result_path, {"stamp": stamp, "row": row, "curve_log": str(curve_log)})
+    write_json(run_dir / "result.json", {"stamp": stamp, "row": row,
+                                         "curve_log": str(Path(curve_log).relative_to(run_dir))})
     return row, curve_log
+
+
+def _teacher_run(experiment, cr, teachers_dir):
+    """The teacher's :class:`Run` at ``cr`` and its run directory."""
+    run = Run(f"{experiment.teacher} (teacher)", experiment.teacher, paper=experiment.teacher_paper)
+    return run, Path(teachers_dir) / f"{experiment.teacher}_cr{cr}"
 
 
 def _teacher(experiment, cr, data, teachers_dir, scale, seed, verbose, stamp):
     """Train (or reuse) the teacher, for ``scale.teacher_epochs`` (a pretrained teacher's budget
     is not the students')."""
-    run = Run(f"{experiment.teacher} (teacher)", experiment.teacher, paper=experiment.teacher_paper)
-    run_dir = Path(teachers_dir) / f"{experiment.teacher}_cr{cr}"
-    row, log = _run_row(run, cr, None, data, run_dir, scale, seed, verbose, stamp,
-                        epochs=scale.teacher_epochs)
+    run, run_dir = _teacher_run(experiment, cr, teachers_dir)
+    row, log = _run_row(run, cr, None, data, run_dir, scale, seed, verbose, stamp, epochs=scale.teacher_epochs)
     return keras.saving.load_model(run_dir / "best.keras"), row, log
 
 
@@ -104,8 +130,42 @@ def _with_gains(rows):
     return rows
 
 
+def table_rows(experiment, ratios=None):
+    """The rows that ``rows=(i, n)`` indexes: ``(cr, run)`` of every student row, ratio by ratio in
+    table order (``ratios``: default the table's). The teachers are not among them (``rows="teachers"``)."""
+    return [(cr, run) for cr in tuple(ratios or experiment.ratios) for run in experiment.runs]
+
+
+def parse_rows(text):
+    """``--rows``: ``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``, or ``"teachers"``.
+
+    Raises:
+        ValueError: any other text.
+    """
+    if text == "teachers":
+        return text
+    i, slash, n = text.partition("/")
+    if not (slash and i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise ValueError(f"--rows takes i/N with 0 <= i < N (e.g. 0/4), or `teachers`. Received: {text!r}")
+    return int(i), int(n)
+
+
+def _stamp(scale, data, seed):
+    """What a row's ``result.json`` must match to be reused: the data, seed and scale."""
+    fields = asdict(scale)
+    if fields["teacher_epochs"] in (None, scale.epochs):  # one budget for all: the stamp of old runs
+        del fields["teacher_epochs"]
+    return f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def _describe(index, cr, run, run_dir, out):
+    """A row as named in messages: its index, label, ratio and run directory."""
+    where = run_dir.relative_to(out) if run_dir.is_relative_to(out) else run_dir
+    return f"{'teacher' if index is None else f'row {index}'} {run.label!r} at 1/{cr} ({where})"
+
+
 def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ratios=None, seed=0,
-                   teachers_dir=None, verbose="auto"):
+                   teachers_dir=None, verbose="auto", rows=None):
     """Run ``experiment`` (see the module docstring) and return its result rows.
 
     Args:
@@ -116,29 +176,83 @@ def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ra
         ratios: the compression ratios to run (default: the table's; others have no paper numbers).
         seed: data and training seed.
         teachers_dir: where teachers are trained or found (default: ``out_dir/teachers``).
+        rows: ``None``: the whole table, then the report. ``"teachers"``: only the teachers of
+            ``ratios``. ``(i, n)``: only the rows of :func:`table_rows` whose index is ``i`` modulo ``n``,
+            their teachers already in ``teachers_dir``; no report (:func:`merge_experiment` writes it).
+
+    Raises:
+        ValueError: with ``rows=(i, n)``, a teacher that these rows need is not trained yet.
     """
     scale = scale or experiment.small
     ratios = tuple(ratios or experiment.ratios)  # others than the table's run with no paper column
     out = Path(out_dir)
-    fields = asdict(scale)
-    if fields["teacher_epochs"] in (None, scale.epochs):  # one budget for all: the stamp of old runs
-        del fields["teacher_epochs"]
-    stamp = f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in fields.items())
+    teachers_dir = Path(teachers_dir or out / "teachers")
+    stamp = _stamp(scale, data, seed)
+    grid = list(enumerate(table_rows(experiment, ratios)))
+    if isinstance(rows, tuple):
+        grid = [(k, row) for k, row in grid if k % rows[1] == rows[0]]
+        ratios = tuple(dict.fromkeys(cr for _, (cr, _) in grid))
+        missing = [_describe(None, cr, *_teacher_run(experiment, cr, teachers_dir), out) for cr in ratios
+                   if _stored(_teacher_run(experiment, cr, teachers_dir)[1], stamp) is None]
+        if missing:
+            raise ValueError(f"--rows {rows[0]}/{rows[1]} needs trained teachers, missing: {'; '.join(missing)}. "
+                             f"Train them first (`--rows teachers`, `--cr` to split them) into {teachers_dir} "
+                             "(--teachers), where every machine finds them")
+        if not grid:
+            logger.warning("--rows %d/%d selects none of the %d rows of %s", *rows, len(table_rows(experiment, ratios)),
+                           experiment.name)
+    elif rows == "teachers":
+        grid = []
     logger.info("%s: %s [%s]\n  %s", experiment.name, experiment.title, experiment.source, stamp)
     csi = {split: load_csi(data, split=split, num_samples=getattr(scale, split), seed=seed)
            for split in ("train", "val", "test")}
-    rows, curves = [], {}
+    results, curves = [], {}
     for cr in ratios:
         logger.info("-- 1/%d: teacher %s", cr, experiment.teacher)
-        teacher, row, log = _teacher(experiment, cr, csi, teachers_dir or out / "teachers", scale, seed, verbose,
-                                     stamp)
-        rows.append(row)
-        curves.setdefault(cr, {})[row["network"]] = log
-        for run in experiment.runs:
-            logger.info("-- 1/%d: %s (%s)", cr, run.label, run.method)
+        teacher, row, log = _teacher(experiment, cr, csi, teachers_dir, scale, seed, verbose, stamp)
+        if rows is None or rows == "teachers":
+            results.append(row)
+            curves.setdefault(cr, {})[row["network"]] = log
+        for k, (_, run) in (item for item in grid if item[1][0] == cr):
+            logger.info("-- 1/%d: %s (%s)%s", cr, run.label, run.method, "" if rows is None else f" [row {k}]")
             row, log = _run_row(run, cr, teacher, csi, out / f"cr{cr}" / run.slug, scale, seed, verbose, stamp)
-            rows.append(row)
-            curves[cr][run.label] = log
+            results.append(row)
+            curves.setdefault(cr, {})[run.label] = log
+    if rows is None:
+        _write_report(experiment, out, _with_gains(results), curves, scale, data, seed)
+    return results
+
+
+def merge_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ratios=None, seed=0,
+                     teachers_dir=None):
+    """Write the table and plots of ``experiment`` from the finished run directories in ``out_dir``
+    (e.g. those of ``rows=(i, n)`` runs on several machines, copied together), exactly as a single
+    :func:`run_experiment` writes them; nothing is trained. Returns the result rows.
+
+    The arguments are those of the runs (the rows must have the same scale, data and seed).
+
+    Raises:
+        ValueError: naming the missing rows and teachers, when some are not finished.
+    """
+    scale = scale or experiment.small
+    ratios = tuple(ratios or experiment.ratios)
+    out = Path(out_dir)
+    teachers_dir = Path(teachers_dir or out / "teachers")
+    stamp = _stamp(scale, data, seed)
+    index = {(cr, run.slug): k for k, (cr, run) in enumerate(table_rows(experiment, ratios))}
+    rows, curves, missing = [], {}, []
+    for cr in ratios:
+        for run, run_dir, k in [(*_teacher_run(experiment, cr, teachers_dir), None)] + [
+                (run, out / f"cr{cr}" / run.slug, index[cr, run.slug]) for run in experiment.runs]:
+            stored = _stored(run_dir, stamp)
+            if stored is None:
+                missing.append(_describe(k, cr, run, run_dir, out))
+                continue
+            rows.append(stored[0])
+            curves.setdefault(cr, {})[run.label] = stored[1]
+    if missing:
+        raise ValueError(f"cannot merge {experiment.name} in {out}: {len(missing)} row(s) not finished: "
+                         f"{'; '.join(missing)}. Run them (--rows) or copy their run directories here")
     _write_report(experiment, out, _with_gains(rows), curves, scale, data, seed)
     return rows
 

@@ -126,3 +126,65 @@ def test_fit_method_returns_the_deployable_autoencoder(method, tiny_data, tmp_pa
         assert np.isfinite(extras["mse_cm_mid"])
     else:
         assert extras["distill_s"] > 0
+
+
+def test_rows_split_across_machines_merge_into_the_single_run_table(tmp_path, monkeypatch, caplog):
+    """--rows i/N on two "machines" (own --out, shared --teachers), copied together, --merge: the table of
+    a single run over the same run directories; missing rows and teachers are named, nothing trained."""
+    import shutil
+
+    from mimokd.cli import main
+    from mimokd.experiments import merge_experiment, parse_rows, table_rows
+
+    monkeypatch.setitem(EXPERIMENTS, SWEEP.name, SWEEP)
+    assert [(cr, run.label) for cr, run in table_rows(SWEEP)] == [(32, "vanilla"), (32, "a=0.3")]
+    assert parse_rows("1/2") == (1, 2) and parse_rows("teachers") == "teachers"
+    for bad in ("2/2", "1", "a/2", "-1/2"):
+        with pytest.raises(ValueError, match="--rows takes i/N"):
+            parse_rows(bad)
+    teachers, merged = tmp_path / "teachers", tmp_path / "merged"
+    common = ["--teachers", str(teachers)]
+
+    def experiment(out, *options):
+        return main(["experiment", SWEEP.name, "--out", str(out), *options, *common])
+
+    caplog.set_level(logging.ERROR, logger="mimokd")
+    assert experiment(tmp_path / "a", "--rows", "0/2") == 2  # no teacher yet: refused, nothing trained
+    assert "needs trained teachers, missing: teacher 'crnet_cui (teacher)' at 1/32" in caplog.text
+    assert not (tmp_path / "a").exists() and not teachers.exists()
+    assert experiment(tmp_path / "a", "--rows", "0/2", "--merge") == 2
+    assert experiment(tmp_path / "t", "--rows", "teachers") == 0
+    assert (teachers / "crnet_cui_cr32" / "result.json").is_file() and not (tmp_path / "t" / "cr32").exists()
+    assert experiment(tmp_path / "a", "--rows", "0/2") == 0
+    assert experiment(tmp_path / "b", "--rows", "1/2") == 0
+    assert [p.name for p in (tmp_path / "a" / "cr32").iterdir()] == [SWEEP.runs[0].slug]
+    assert [p.name for p in (tmp_path / "b" / "cr32").iterdir()] == [SWEEP.runs[1].slug]
+    assert not (tmp_path / "a" / "results.md").exists()  # a share of the rows writes no table
+
+    shutil.copytree(tmp_path / "a", merged)  # the run directories, copied from the machines
+    shutil.copytree(teachers, merged / "teachers")
+    caplog.clear()
+    assert experiment(merged, "--merge") == 2
+    assert f"1 row(s) not finished: row 1 'a=0.3' at 1/32 (cr32/{SWEEP.runs[1].slug})" in caplog.text
+    assert not (merged / "results.md").exists()
+    shutil.copytree(tmp_path / "b", merged, dirs_exist_ok=True)
+    shutil.rmtree(tmp_path / "a")  # the copies are self-contained: no path into the machines' folders
+    shutil.rmtree(tmp_path / "b")
+    shutil.rmtree(teachers)
+    rows = merge_experiment(SWEEP, out_dir=merged)
+    assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3"]
+    outputs = ("results.md", "results.json", "curves_cr32.png", "sweep.png")
+    merged_files = {name: (merged / name).read_bytes() for name in outputs}
+    logs = sorted(merged.rglob("log.csv"))
+    stamps = [p.stat().st_mtime_ns for p in logs]
+    single = run_experiment(SWEEP, out_dir=merged, verbose=0)  # a single run over the same rows: trains nothing
+    assert [p.stat().st_mtime_ns for p in logs] == stamps
+    assert single == rows
+    for name in ("results.md", "results.json"):
+        assert (merged / name).read_bytes() == merged_files[name]
+    # the split rows are the rows a single run trains from that teacher: same data, same seeds
+    fresh = run_experiment(SWEEP, out_dir=tmp_path / "single", teachers_dir=merged / "teachers", verbose=0)
+    assert len(fresh) == len(rows)
+    for ours, theirs in zip(rows, fresh):
+        assert ours["network"] == theirs["network"]
+        assert ours["nmse_db"] == pytest.approx(theirs["nmse_db"], abs=1e-3)

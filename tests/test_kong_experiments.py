@@ -40,3 +40,9 @@ def test_experiment_list_names_the_kong_figures(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("kong-fig2", "kong-fig3", "kong-fig4"))
+
+
+def test_rows_and_merge_are_refused_with_the_reason(caplog):
+    for options in (["--rows", "0/2"], ["--merge"]):
+        assert main(["experiment", "kong-fig2", *options]) == 2
+    assert "kong-fig2 is not split: its figure is computed from all of its runs together" in caplog.text

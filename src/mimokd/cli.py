@@ -496,7 +496,7 @@ class _ExperimentHelp(argparse.Action):
 
 
 def cmd_experiment(args):
-    from mimokd.experiments import get_experiment, run_experiment
+    from mimokd.experiments import get_experiment, merge_experiment, parse_rows, run_experiment
     from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
     from mimokd.experiments.zhang import ZHANG_EXPERIMENTS, run_zhang
     from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS, run_multicell
@@ -505,6 +505,15 @@ def cmd_experiment(args):
         print(_experiment_list(), end="")
         return
     out = args.out or f"runs/{args.name}"
+    if args.rows is not None and args.merge:
+        raise ValueError("--rows trains a share of the rows, --merge writes the table from finished rows: give one")
+    if (args.rows is not None or args.merge) and args.name in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS,
+                                                                **MULTICELL_EXPERIMENTS}:
+        raise ValueError(
+            f"--rows / --merge split the CSI-KD tables (lu-*, cui-*, kd-methods), whose rows are independent runs "
+            f"sharing only a teacher; {args.name} is not split: its figure is computed from all of its runs "
+            "together in one process (baselines and references on the same test set, networks that train on "
+            "another scheme's network or are tested at other settings). Run it on one machine")
     if args.name in KONG_EXPERIMENTS:
         scale = (PAPER if args.scale == "paper" else SMALL).with_overrides(
             iterations=args.iterations, batch_size=args.batch_size, test_channels=args.test_samples,
@@ -533,8 +542,17 @@ def cmd_experiment(args):
             train=args.train_samples, val=args.val_samples, test=args.test_samples, epochs=args.epochs,
             batch_size=args.batch_size, teacher_epochs=args.teacher_epochs,
         )
-        run_experiment(experiment, out_dir=out, scale=scale, data=args.data, ratios=args.cr, seed=args.seed,
-                       teachers_dir=args.teachers)
+        common = {"out_dir": out, "scale": scale, "data": args.data, "ratios": args.cr, "seed": args.seed,
+                  "teachers_dir": args.teachers}
+        if args.merge:
+            merge_experiment(experiment, **common)
+        elif args.rows is not None:
+            rows = run_experiment(experiment, rows=parse_rows(args.rows), **common)
+            logger.info("%d row(s) finished in %s; `--merge` writes the table once every row is there", len(rows),
+                        out)
+            return
+        else:
+            run_experiment(experiment, **common)
     written = [Path(out, "results.md")] if Path(out, "results.md").is_file() else sorted(Path(out).glob("*/results.md"))
     for path in written:  # zhang-fig5 writes one table per panel, in a/ and b/
         print(path.read_text())
@@ -1055,6 +1073,13 @@ def build_parser():
     p.add_argument("--teachers", default=None, help="where teachers are trained or found (default: <out>/teachers)")
     p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
+    p.add_argument("--rows", default=None, metavar="i/N",
+                   help="lu-*, cui-*, kd-methods: train only the student rows whose index is i modulo N (a share of "
+                   "the table, e.g. one task of a job array; their teachers already in --teachers), or `teachers` "
+                   "(the teachers only; --cr splits them); no table: --merge writes it")
+    p.add_argument("--merge", action="store_true",
+                   help="write the table and plots from the finished rows in --out (copied together from the "
+                   "--rows runs); refuses, naming them, if rows are missing. Give the runs' scale options")
     for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size", "teacher-epochs"):
         p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
