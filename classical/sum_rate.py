@@ -127,6 +127,9 @@ def user_rates_tf(H, V, P):
     V = _as_complex64(V)
     K, M, N = _check_shapes(H.shape, V.shape)
     P = tf.cast(tf.convert_to_tensor(P), tf.float32)
+    known = tf.get_static_value(P)  # eagerly, or a constant inside a tf.function
+    if known is not None and (not np.all(np.isfinite(known)) or np.any(known < 0)):
+        raise ValueError(f"`P` must be finite and >= 0 (linear power). Received: P={known!r}")
     if P.shape.rank is None:
         raise ValueError("`P` must have a known rank (a scalar, [batch] or [batch, 1]). Received: unknown rank")
     if _check_power_shape(P.shape, H.shape[0]):
@@ -168,10 +171,13 @@ def sum_rate_tf(H, V, P):
     Args:
         H: complex channels ``[batch, K, M, N]`` (complex64; other dtypes are cast).
         V: complex precoders ``[batch, M, K N]``, ``V_k = V[:, :, k N : (k+1) N]``.
-        P: linear total power, ``>= 0`` (not checked in graph mode): a scalar, ``[batch]`` or
-            ``[batch, 1]``.
+        P: linear total power, ``>= 0``: a scalar, ``[batch]`` or ``[batch, 1]``. Checked where its
+            value is known when the graph is built (eagerly, or a constant in a ``tf.function``).
 
     Returns:
         float32 ``[batch]``, bits/s/Hz.
+
+    Raises:
+        ValueError: bad shapes, or a known ``P`` that is negative, NaN or infinite.
     """
     return tf.reduce_sum(user_rates_tf(H, V, P), axis=-1)

@@ -99,14 +99,17 @@ def check_finite_weights(model, origin=None):
                 "checkpoint, e.g. best.keras)")
 
 
-def _check_replaceable(out_dir):
+def check_replaceable(out_dir, extra=()):
     """Refuses an ``out_dir`` that is a file, or a folder holding anything but an export's files
-    (``manifest.json`` and ``{encoder,decoder}{suffix}`` artifacts): it is replaced whole."""
+    (``manifest.json``, ``{encoder,decoder}{suffix}`` artifacts, and the names in ``extra``): it is
+    replaced whole."""
     from mimokd.export.formats import FORMATS
 
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file; expected an export folder (new, empty, or an export to replace)")
-    allowed = {"manifest.json"} | {f"{part}{fmt.suffix}" for part in ("encoder", "decoder") for fmt in FORMATS.values()}
+    allowed = {"manifest.json", *extra} | {f"{part}{fmt.suffix}" for part in ("encoder", "decoder")
+                                           for fmt in FORMATS.values()}
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in allowed) if out_dir.is_dir() else []
     if foreign:
         raise ValueError(f"{out_dir} holds files that are not an export's ({', '.join(foreign[:5])}"
@@ -239,7 +242,7 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
     if check.ndim != 4 or len(check) < 2:
         raise ValueError(f"`check` must be CSI [M >= 2, 2, H, W]. Received shape {check.shape}")
     out_dir = Path(out_dir)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     with atomic_dir(out_dir) as build:
         records = []
         try:

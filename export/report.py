@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mimokd.export.artifacts import deployable_parts, export_part
+from mimokd.export.artifacts import check_replaceable, deployable_parts, export_part
 from mimokd.export.flops import count_complexity, graph_flops
 from mimokd.export.formats import PART_FORMATS, get_format
 from mimokd.export.latency import measure_latency
 from mimokd.export.packed import fold_binarized, write_packed
 from mimokd.export.parity import ParityError
 from mimokd.export.runtimes import load_runner
+from mimokd.fileio import atomic_dir
 from mimokd.zoo.layers import BinarizedDense
 
 COMPLEXITY_COLUMNS = [
@@ -71,7 +72,9 @@ def report_model(model, out_dir, *, calibration, check, parts=("encoder",), form
 
     Args:
         model: an autoencoder (or lone encoder / decoder, then without NMSE).
-        out_dir: folder for this model's artifacts.
+        out_dir: folder for this model's artifacts, replaced whole (as by
+            :func:`~mimokd.export.artifacts.export_model`): built beside it and swapped in once every
+            artifact is timed, so a failure or a kill leaves the old folder as it was.
         calibration: CSI ``[N, 2, H, W]`` for int8 calibration.
         check: CSI ``[M, 2, H, W]`` held out, for parity and NMSE.
         parts: which parts (default the UE encoder).
@@ -82,42 +85,48 @@ def report_model(model, out_dir, *, calibration, check, parts=("encoder",), form
 
     Returns:
         ``(complexity_rows, artifact_rows)``: lists of dicts (columns above).
+
+    Raises:
+        ValueError: ``out_dir`` is a file, or holds files that are neither an export's nor a report's.
     """
     label = label or model.name
     available = deployable_parts(model)
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, extra=[f"{name}.packed.npz" for name in parts])
     complexity_rows, artifact_rows = [], []
-    for name in parts:
-        part = available[name]
-        counts = count_complexity(part.model)
-        row = {"model": label, "part": name, **counts.as_dict()}
-        row["graph_flops"] = graph_flops(fold_binarized(part.model))
-        row["float_bytes"] = 4 * sum(int(np.prod(w.shape)) for w in part.model.weights)
-        if _has_binarized(part.model):
-            row["packed_bytes"] = write_packed(part.model, out_dir / f"{name}.packed.npz")
-        complexity_rows.append(row)
-        sample = np.asarray(check[:1], dtype=np.float32)
-        if name == "decoder":
-            sample = np.asarray(available["encoder"].model.predict(sample, verbose=0))
-        records = export_part(
-            model, part, out_dir, formats or PART_FORMATS[name], calibration=calibration, check=check,
-            threads=threads, strict=False,
-        )
-        for record in records:
-            runner = load_runner(record["path"], get_format(record["format"]), part.endpoint, threads=threads)
-            latency = measure_latency(runner, sample, warmup=warmup, runs=runs)
-            artifact_rows.append(
-                {
-                    "model": label,
-                    **record,
-                    "threads": runner.threads,
-                    "latency_median_us": latency.median_us,
-                    "latency_p90_us": latency.p90_us,
-                    "latency_runs": latency.runs,
-                    "flops": row["flops"],
-                    "parity": "FAILED" if record["failure"] else "ok",
-                }
+    with atomic_dir(out_dir) as build:  # built beside out_dir, swapped in whole once every part is timed
+        for name in parts:
+            part = available[name]
+            counts = count_complexity(part.model)
+            row = {"model": label, "part": name, **counts.as_dict()}
+            row["graph_flops"] = graph_flops(fold_binarized(part.model))
+            row["float_bytes"] = 4 * sum(int(np.prod(w.shape)) for w in part.model.weights)
+            if _has_binarized(part.model):
+                row["packed_bytes"] = write_packed(part.model, build / f"{name}.packed.npz")
+            complexity_rows.append(row)
+            sample = np.asarray(check[:1], dtype=np.float32)
+            if name == "decoder":
+                sample = np.asarray(available["encoder"].model.predict(sample, verbose=0))
+            records = export_part(
+                model, part, build, formats or PART_FORMATS[name], calibration=calibration, check=check,
+                threads=threads, strict=False,
             )
+            for record in records:
+                runner = load_runner(record["path"], get_format(record["format"]), part.endpoint, threads=threads)
+                latency = measure_latency(runner, sample, warmup=warmup, runs=runs)
+                artifact_rows.append(
+                    {
+                        "model": label,
+                        **record,
+                        "path": str(out_dir / Path(record["path"]).name),  # where it is once swapped in
+                        "threads": runner.threads,
+                        "latency_median_us": latency.median_us,
+                        "latency_p90_us": latency.p90_us,
+                        "latency_runs": latency.runs,
+                        "flops": row["flops"],
+                        "parity": "FAILED" if record["failure"] else "ok",
+                    }
+                )
     return complexity_rows, artifact_rows
 
 

@@ -73,8 +73,9 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["train", "--model", "crnett", "--epochs", "1", "--train-samples", "10",
                  "--val-samples", "10", "--out", str(tmp_path)]) == 2
     assert "Unknown model name" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.keras")]) == 2
-    assert "No checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # the parser checks that the file exists
+        main(["evaluate", "--checkpoint", str(tmp_path / "missing.keras")])
+    assert exit_.value.code == 2 and f"{tmp_path / 'missing.keras'}: no such file" in capsys.readouterr().err
     (tmp_path / "notes.keras").write_text("not a model")
     assert main(["evaluate", "--checkpoint", str(tmp_path / "notes.keras")]) == 2
     assert "is not a Keras .keras archive" in capsys.readouterr().err
@@ -138,8 +139,10 @@ def test_list_options_take_spaces_and_commas():
 
 
 def test_bad_list_values_are_usage_errors(capsys):
-    for argv, message in ((["models", "--cr", "4,x"], "expected a positive integer, got 'x'"),
-                          (["models", "--cr", "0"], "expected a positive integer, got '0'"),
+    for argv, message in ((["models", "--cr", "4,x"], "--cr: expected a compression ratio that divides the 2048"),
+                          (["models", "--cr", "0"], "expected a compression ratio that divides the 2048 CSI values "
+                           "(4, 8, 16, 32, 64, ...), got '0'"),
+                          (["experiment", "x", "--users", "2,0"], "--users: expected a positive integer, got '0'"),
                           (["export", "--formats", "onnx,tflite-int4"], "invalid choice: 'tflite-int4'"),
                           (["models", "--cr", ","], "expected at least one value")):
         with pytest.raises(SystemExit) as exit_:

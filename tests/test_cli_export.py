@@ -59,8 +59,9 @@ def test_export_checkpoint(tmp_path, capsys):
 
 def test_export_errors(tmp_path, capsys):
     out = tmp_path / "export"
-    assert main(["export", "--checkpoint", str(tmp_path / "missing.keras"), "--out", str(out), *DATA]) == 2
-    assert "No checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # the parser checks that the file exists
+        main(["export", "--checkpoint", str(tmp_path / "missing.keras"), "--out", str(out), *DATA])
+    assert exit_.value.code == 2 and f"{tmp_path / 'missing.keras'}: no such file" in capsys.readouterr().err
     assert main(["export", "--out", str(out), *DATA]) == 2
     assert "Give the models to export" in capsys.readouterr().err
     assert main(["export", "--models", "crnett", "--out", str(out), *DATA]) == 2
@@ -139,5 +140,6 @@ def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
 
 
 def test_compress_needs_something_to_do(tmp_path, capsys):
-    assert main(["compress", "--checkpoint", str(tmp_path / "missing.keras")]) == 2
+    (tmp_path / "model.keras").write_bytes(b"never read")
+    assert main(["compress", "--checkpoint", str(tmp_path / "model.keras")]) == 2
     assert "--prune" in capsys.readouterr().err

@@ -63,9 +63,10 @@ def test_ip_kd_roles_exchange_only_pairs_files(teacher, tmp_path, capsys):
 
 
 def test_ip_kd_errors_name_the_problem(teacher, tmp_path, capsys):
-    assert main(["ip-kd", "ue-train", "--pairs", str(tmp_path / "none.npz"), "--encoder", "crnet_se",
-                 "--out", str(tmp_path / "ue")]) == 2
-    assert "No pairs file at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["ip-kd", "ue-train", "--pairs", str(tmp_path / "none.npz"), "--encoder", "crnet_se",
+              "--out", str(tmp_path / "ue")])
+    assert exit_.value.code == 2 and f"--pairs: {tmp_path / 'none.npz'}: no such file" in capsys.readouterr().err
     assert main(["ip-kd", "ue-export", "--encoder", str(teacher), "--out", str(tmp_path / "x.npz")]) == 2
     assert "expected a UE encoder" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
 """An export folder is replaced whole or not at all (issue 16, exports): built beside it and swapped
 in, a failure or a real SIGKILL leaves the old export byte-identical, a folder that is not an export
-is refused, and a checkpoint with NaN weights is named before any export work."""
+is refused, and a checkpoint with NaN weights is named before any export work. A report's model
+folder (``mimokd report``) is replaced the same way."""
 
 import os
 import signal
@@ -14,8 +15,9 @@ import pytest
 
 from mimokd.channels import load_csi
 from mimokd.cli import main
-from mimokd.export import artifacts
+from mimokd.export import artifacts, report
 from mimokd.export.artifacts import export_model
+from mimokd.export.report import report_model
 from mimokd.fileio import atomic_dir
 from mimokd.zoo import create_model
 
@@ -84,7 +86,7 @@ def test_a_failure_mid_export_leaves_the_old_export(export, check, monkeypatch):
 KILLED = textwrap.dedent("""
     import sys, time
     from mimokd.channels import load_csi
-    from mimokd.export import artifacts
+    from mimokd.export import artifacts, report
     from mimokd.zoo import create_model
 
     real = artifacts.write_artifact
@@ -165,3 +167,37 @@ def test_a_checkpoint_with_nan_weights_is_named_before_any_export(tmp_path, caps
     with pytest.raises(ValueError, match=f"model '{model.name}' is broken: weight {weight.path}"):
         export_model(model, out, calibration=None, check=np.full((4, 2, 32, 32), 0.5, np.float32), **ONNX)
     assert not out.exists()
+
+
+REPORT = {"calibration": None, "formats": ["onnx"], "warmup": 0, "runs": 1}
+
+
+def test_a_report_replaces_its_model_folder_whole(export, check):
+    out, _ = export  # what an earlier report or export left: a 1/32 encoder and decoder
+    _, rows = report_model(create_model("crnet_se", cr=16), out, check=check, **REPORT)
+    assert sorted(tree(out)) == ["encoder.onnx"]  # no 1/32 decoder, nor the old manifest, left
+    assert rows[0]["path"] == str(out / "encoder.onnx") and hidden(out.parent) == []
+
+
+def test_a_failure_mid_report_leaves_the_old_folder(export, check, monkeypatch):
+    out, files = export
+    paths = []
+
+    def interrupted(runner, sample, **kwargs):
+        paths.append(sorted(out.parent.glob(".export.*/encoder.onnx")))
+        raise KeyboardInterrupt  # a Ctrl-C while timing the first artifact
+
+    monkeypatch.setattr(report, "measure_latency", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report_model(create_model("crnet_se", cr=16), out, check=check, **REPORT)
+    assert len(paths[0]) == 1  # the new artifact was built beside the folder, not in it
+    assert tree(out) == files and hidden(out.parent) == []
+
+
+def test_a_report_refuses_a_folder_that_is_not_a_report(tmp_path, check):
+    run = tmp_path / "crnet4"  # `mimokd report --checkpoint runs/crnet4/best.keras --out runs` would aim here
+    run.mkdir()
+    (run / "best.keras").write_bytes(b"weights")
+    with pytest.raises(ValueError, match=f"{run} holds files that are not an export's \\(best.keras\\)"):
+        report_model(create_model("crnet_se", cr=32), run, check=check, **REPORT)
+    assert tree(run) == {"best.keras": b"weights"}

@@ -106,3 +106,12 @@ def test_best_checkpoint_only_on_improvement(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["b.keras"]  # no temporary left behind
     with pytest.raises(KeyError, match="val_nmse"):
         cb.on_epoch_end(3, {"loss": 1.0})
+
+
+@pytest.mark.parametrize("value, message", [(np.nan, "1 NaN or infinite"), (np.inf, "1 NaN or infinite"),
+                                            (1.5, r"values in \[0, 1\]"), (-0.1, r"values in \[0, 1\]")])
+def test_evaluate_refuses_bad_csi(data, value, message):
+    csi = data[1].copy()
+    csi[3, 1, 4, 5] = value
+    with pytest.raises(ValueError, match=f"`csi` .*{message}"):
+        evaluate_autoencoder(create_model("crnet", cr=4), csi)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
+from mimokd.channels.layout import check_csi
 from mimokd.metrics import NMSE, Rho, nmse_db, rho
 from mimokd.train.distribute import make_strategy
 from mimokd.train.runs import fit_csi_run
@@ -138,8 +139,13 @@ def evaluate_autoencoder(model, csi, *, hf=None, batch_size=200):
 
     Returns:
         ``{"nmse_db": ..., "nmse_db_per_batch": ..., "rho": ..., "samples": N}``.
+
+    Raises:
+        ValueError: ``csi`` is empty or holds NaN, infinite or out-of-[0, 1] values (its shape is
+            the model's to check).
     """
-    pred = model.predict(np.asarray(csi), batch_size=batch_size, verbose=0)
+    csi = check_csi(csi, shape=np.shape(csi)[1:])
+    pred = model.predict(csi, batch_size=batch_size, verbose=0)
     return {
         "nmse_db": nmse_db(csi, pred, convention="global"),
         "nmse_db_per_batch": nmse_db(csi, pred, convention="per_batch", batch_size=batch_size),

@@ -43,6 +43,22 @@ import traceback
 from pathlib import Path
 
 from mimokd import __version__
+from mimokd.argtypes import (
+    bits,
+    compression_ratio,
+    existing_dir,
+    existing_file,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    output_dir,
+    output_file,
+    positive_float,
+    positive_int,
+    scaling,
+    sparsity,
+    unit_interval,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -153,15 +169,7 @@ def _quiet_tensorflow():
     return undo
 
 
-def _positive_int(text):
-    """``int(text)`` if it is > 0, else ``ValueError`` naming the text."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+_positive_int = positive_int  # the name the experiment parser uses
 
 
 class _ListAction(argparse.Action):
@@ -214,11 +222,11 @@ def _add_data_args(parser, default_samples, splits=None):
         choices=("indoor", "outdoor"),
         help="which COST2100 files to read when --data is a directory",
     )
-    parser.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed (default: 0)")
     for split, count in default_samples.items():
         parser.add_argument(
             f"--{split}-samples",
-            type=int,
+            type=nonnegative_int,
             default=count,
             help=f"{split} samples to use (default: {count}; all of a file when 0)",
         )
@@ -240,12 +248,12 @@ def _load(args, split):
 
 def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategy=True):
     parser.add_argument(
-        "--epochs", type=int, default=epochs, help=f"training epochs (default: {epochs})"
+        "--epochs", type=positive_int, default=epochs, help=f"training epochs (default: {epochs})"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"global batch (default: {batch_size})"
+        "--batch-size", type=positive_int, default=batch_size, help=f"global batch (default: {batch_size})"
     )
-    parser.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr:g})")
+    parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     if not strategy:  # the KD trainers run on the default device
         return
@@ -324,24 +332,14 @@ def cmd_data_list(args):
 def cmd_data_generate(args):
     from mimokd.channels.shards import write_dataset
 
-    shard_ids = None if args.shard_ids is None else [int(k) for k in args.shard_ids]
     written = write_dataset(args.scenario, args.out, samples=args.samples, split=args.split, seed=args.seed,
-                            shards=args.shards, shard_ids=shard_ids, workers=args.workers, format=args.format,
-                            bandwidth=args.bandwidth, timing=args.timing, scaling=_scaling(args.scaling),
+                            shards=args.shards, shard_ids=args.shard_ids, workers=args.workers, format=args.format,
+                            bandwidth=args.bandwidth, timing=args.timing, scaling=args.scaling,
                             steering_sign=args.steering_sign, angle_order=args.angle_order,
                             delay_offset=args.delay_offset,
                             ue_annulus=None if args.ue_annulus is None else tuple(args.ue_annulus),
                             overwrite=args.overwrite)
     logger.info("wrote %d file(s) to %s%s", len(written), args.out, "" if written else " (all present, skipped)")
-
-
-def _scaling(text):
-    if text is None or text == "peak":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"--scaling must be 'peak' or a positive number. Received: {text!r}") from None
 
 
 def cmd_data_stats(args):
@@ -856,11 +854,11 @@ def _add_export_args(parser, out, parts_default):
     from mimokd.export.formats import FORMATS
 
     source = parser.add_argument_group("what to export (one of)")
-    source.add_argument("--checkpoint", action="append", default=None,
+    source.add_argument("--checkpoint", action="append", type=existing_file, default=None,
                         help="a trained .keras file (repeat for several)")
     _add_list_arg(source, "--models", default=None, metavar="NAME",
                   help="zoo names, untrained, space- or comma-separated (e.g. crnet,crnet_se)")
-    _add_list_arg(parser, "--cr", _positive_int, default=[4], metavar="CR",
+    _add_list_arg(parser, "--cr", compression_ratio, default=[4], metavar="CR",
                   help="compression ratios for --models, space- or comma-separated (default: 4)")
     parser.add_argument("--role", default="autoencoder", choices=("autoencoder", "encoder", "decoder"),
                         help="what the checkpoint holds (default: autoencoder)")
@@ -869,9 +867,10 @@ def _add_export_args(parser, out, parts_default):
     _add_list_arg(parser, "--formats", valid=list(FORMATS), default=None, metavar="FORMAT",
                   help=f"artifact formats: {', '.join(FORMATS)} (default: all; a decoder leaves out tflite-int8, "
                   "see README)")
-    parser.add_argument("--out", default=out, help=f"output directory (default: {out})")
-    parser.add_argument("--threads", type=int, default=1, help="runtime threads for checks and timing (default: 1)")
-    parser.add_argument("--calibration-samples", type=int, default=200,
+    parser.add_argument("--out", type=output_dir, default=out, help=f"output directory (default: {out})")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="runtime threads for checks and timing (default: 1)")
+    parser.add_argument("--calibration-samples", type=positive_int, default=200,
                         help="training CSI samples that calibrate int8 (default: 200)")
     _add_data_args(parser, {"test": 500}, splits=("train", "test"))
 
@@ -903,7 +902,7 @@ def build_parser():
         "papers' figures, export the distilled student's UE encoder, and write results.md, results.json "
         "and curves.png to --out.",
     )
-    p.add_argument("--out", default="runs/pipeline", help="output directory (default: runs/pipeline)")
+    p.add_argument("--out", type=output_dir, default="runs/pipeline", help="output directory (default: runs/pipeline)")
     p.add_argument("--teacher", default="crnet_cui", help="teacher model name (default: crnet_cui)")
     p.add_argument("--student", default="crnet_se", help="student model name (default: crnet_se)")
     p.add_argument("--data", default="cost2100-indoor",
@@ -911,21 +910,21 @@ def build_parser():
                    "(default: cost2100-indoor)")
     p.add_argument("--no-pretrained", dest="pretrained", action="store_false",
                    help="train the teacher here even where pretrained weights exist")
-    p.add_argument("--weights-dir", default=None, help="a folder of offline pretrained weight files")
+    p.add_argument("--weights-dir", type=existing_dir, default=None, help="a folder of offline pretrained weight files")
     p.add_argument("--method", default="encoder-kd",
                    choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd"),
                    help="the KD method for the student (default: encoder-kd)")
-    p.add_argument("--cr", type=int, default=16, help="compression ratio 1/gamma (default: 16)")
-    p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
-    p.add_argument("--train-samples", type=int, default=3000, help="(default: 3000)")
-    p.add_argument("--val-samples", type=int, default=500, help="(default: 500)")
-    p.add_argument("--test-samples", type=int, default=1000, help="(default: 1000)")
+    p.add_argument("--cr", type=compression_ratio, default=16, help="compression ratio 1/gamma (default: 16)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed (default: 0)")
+    p.add_argument("--train-samples", type=positive_int, default=3000, help="(default: 3000)")
+    p.add_argument("--val-samples", type=positive_int, default=500, help="(default: 500)")
+    p.add_argument("--test-samples", type=positive_int, default=1000, help="(default: 1000)")
     # a few minutes on 2 CPU cores; the paper scale is --epochs 1000 --train-samples 100000
     _add_train_args(p, epochs=5, batch_size=50)
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("models", help="list the zoo: UE parameters, multiplications, FLOPs")
-    _add_list_arg(p, "--cr", _positive_int, default=[4, 8, 16, 32], metavar="CR",
+    _add_list_arg(p, "--cr", compression_ratio, default=[4, 8, 16, 32], metavar="CR",
                   help="compression ratios, space- or comma-separated (default: 4 8 16 32)")
     p.set_defaults(func=cmd_models)
 
@@ -935,7 +934,7 @@ def build_parser():
         "generate.json (the settings, each file's samples and sha256). A rerun with the same settings skips "
         "the files that match and rewrites missing or damaged ones; other settings are refused unless --overwrite.")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", type=output_dir, required=True, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset of other settings in --out")
     p.set_defaults(func=cmd_generate)
 
@@ -952,41 +951,45 @@ def build_parser():
         "settings are refused unless --overwrite. Shards made on other machines (--shard-ids) with the same seed "
         "form the same dataset: copy them in and rerun to check and record them.")
     a.add_argument("scenario", help="a name from `mimokd data list`, e.g. cost2100-indoor")
-    a.add_argument("--samples", type=int, required=True, help="samples of the split")
-    a.add_argument("--out", required=True, help="the dataset folder")
+    a.add_argument("--samples", type=positive_int, required=True, help="samples of the split")
+    a.add_argument("--out", type=output_dir, required=True, help="the dataset folder")
     a.add_argument("--split", default="train", choices=SPLITS, help="(default: train)")
-    a.add_argument("--seed", type=int, default=0, help="dataset seed; each split derives its own (default: 0)")
-    a.add_argument("--shards", type=int, default=None, help="number of .npz shards (default: one per 10,000)")
-    a.add_argument("--shard-ids", nargs="+", default=None, metavar="K", help="write only these shards")
-    a.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    a.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="dataset seed; each split derives its own (default: 0)")
+    a.add_argument("--shards", type=positive_int, default=None, help="number of .npz shards (default: one per 10,000)")
+    a.add_argument("--shard-ids", type=nonnegative_int, nargs="+", default=None, metavar="K",
+                   help="write only these shards")
+    a.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     a.add_argument("--format", default="npz", choices=("npz", "mat"), help="(default: npz)")
-    a.add_argument("--bandwidth", type=float, default=None,
+    a.add_argument("--bandwidth", type=positive_float, default=None,
                    help="[Hz] (default: the recipe's; `mimokd data list` shows the COST 2100 ones)")
     a.add_argument("--timing", default=None, choices=("first-path", "absolute"),
                    help="delay origin (COST 2100; default absolute)")
-    a.add_argument("--delay-offset", type=float, default=None,
+    a.add_argument("--delay-offset", type=nonnegative_float, default=None,
                    help="[s] added to every delay: the window opens this long before the origin (COST 2100)")
     a.add_argument("--angle-order", default=None, choices=("centered", "dft"),
                    help="angle rows: centered (broadside in the middle, default) or dft (broadside first)")
-    a.add_argument("--ue-annulus", type=float, nargs=2, default=None, metavar=("R_MIN", "R_MAX"),
+    a.add_argument("--ue-annulus", type=nonnegative_float, nargs=2, default=None, metavar=("R_MIN", "R_MAX"),
                    help="[m] UE uniform in this annulus around the BS instead of the square (COST 2100)")
-    a.add_argument("--scaling", default=None, help="'peak' (per sample, default) or a global scale factor")
+    a.add_argument("--scaling", type=scaling, default=None,
+                   help="'peak' (per sample, default) or a global scale factor")
     a.add_argument("--steering-sign", type=int, default=None, choices=(1, -1), help="BS array sign (COST 2100)")
     a.add_argument("--overwrite", action="store_true",
                    help="replace what --out holds with other settings (the split, or the whole dataset for "
                    "another scenario, seed or format)")
     a.set_defaults(func=cmd_data_generate)
     a = actions.add_parser("stats", help="channel statistics of a dataset vs the Octave reference, and power maps")
-    a.add_argument("dir", help="a folder written by `mimokd data generate`")
+    a.add_argument("dir", type=existing_dir, help="a folder written by `mimokd data generate`")
     a.add_argument("--split", default="train", choices=SPLITS, help="the split of the stored-CSI map")
-    a.add_argument("--drops", type=int, default=600, help="drops drawn again for the statistics (default: 600)")
-    a.add_argument("--png", default=None, help="the PNG of the maps (default: DIR/power_maps.png)")
+    a.add_argument("--drops", type=positive_int, default=600,
+                   help="drops drawn again for the statistics (default: 600)")
+    a.add_argument("--png", type=output_file, default=None, help="the PNG of the maps (default: DIR/power_maps.png)")
     a.set_defaults(func=cmd_data_stats)
 
     p = sub.add_parser("train", help="train one zoo autoencoder (vanilla MSE, warm-up cosine LR)")
     p.add_argument("--model", required=True, help="a name from `mimokd models`, e.g. crnet")
-    p.add_argument("--cr", type=int, default=4, help="compression ratio 1/gamma (default: 4)")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<model>_cr<cr>)")
+    p.add_argument("--cr", type=compression_ratio, default=4, help="compression ratio 1/gamma (default: 4)")
+    p.add_argument("--out", type=output_dir, default=None, help="run directory (default: runs/<model>_cr<cr>)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     _add_train_args(p)
     _add_overwrite_arg(p)
@@ -1000,16 +1003,19 @@ def build_parser():
     )
     p.add_argument("--method", required=True,
                    choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd"))
-    p.add_argument("--teacher", required=True, help="the teacher's .keras checkpoint (e.g. from `mimokd train`)")
+    p.add_argument("--teacher", type=existing_file, required=True,
+                   help="the teacher's .keras checkpoint (e.g. from `mimokd train`)")
     p.add_argument("--student", required=True, help="the student's zoo name, e.g. bcrnet or crnet_se")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<student>_cr<cr>_<method>)")
-    p.add_argument("--weight", type=float, default=0.5, help="output KD: weight of the ground-truth MSE (0.5)")
-    p.add_argument("--alpha", type=float, default=0.3, help="autoencoder KD: alpha of eq. (10) (0.3)")
-    p.add_argument("--temperature", type=float, default=5.0, help="autoencoder KD: t of eq. (9) (5)")
-    p.add_argument("--mimic-epochs", type=int, default=None, help="codeword mimic: T_cm (default: epochs / 5)")
+    p.add_argument("--out", type=output_dir, default=None,
+                   help="run directory (default: runs/<student>_cr<cr>_<method>)")
+    p.add_argument("--weight", type=unit_interval, default=0.5, help="output KD: weight of the ground-truth MSE (0.5)")
+    p.add_argument("--alpha", type=unit_interval, default=0.3, help="autoencoder KD: alpha of eq. (10) (0.3)")
+    p.add_argument("--temperature", type=positive_float, default=5.0, help="autoencoder KD: t of eq. (9) (5)")
+    p.add_argument("--mimic-epochs", type=nonnegative_int, default=None,
+                   help="codeword mimic: T_cm (default: epochs / 5)")
     p.add_argument("--scheduler", default="cosine", choices=("cosine", "linear", "constant"),
                    help="codeword mimic: alpha(t) (cosine, eq. 5)")
-    p.add_argument("--alpha0", type=float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
+    p.add_argument("--alpha0", type=nonnegative_float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
     _add_train_args(p, strategy=False)
     _add_overwrite_arg(p)
@@ -1025,34 +1031,38 @@ def build_parser():
     )
     roles = p.add_subparsers(dest="role", required=True, metavar="role")
     r = roles.add_parser("bs-export", help="BS: write CSI and its encoder's codewords to a pairs file")
-    r.add_argument("--model", required=True, help="the BS's autoencoder (.keras), e.g. a trained teacher")
-    r.add_argument("--out", required=True, help="the pairs file to write (.npz)")
+    r.add_argument("--model", type=existing_file, required=True,
+                   help="the BS's autoencoder (.keras), e.g. a trained teacher")
+    r.add_argument("--out", type=output_file, required=True, help="the pairs file to write (.npz)")
     _add_data_args(r, {"train": 20000})
     r = roles.add_parser("ue-train", help="UE: train a zoo encoder on a pairs file (MSE to the codewords)")
-    r.add_argument("--pairs", required=True, help="the BS's pairs file")
+    r.add_argument("--pairs", type=existing_file, required=True, help="the BS's pairs file")
     r.add_argument("--encoder", required=True, help="zoo name whose encoder the UE trains, e.g. crnet_se")
-    r.add_argument("--out", required=True, help="run directory (best.keras = the encoder)")
-    r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    r.add_argument("--out", type=output_dir, required=True, help="run directory (best.keras = the encoder)")
+    r.add_argument("--seed", type=nonnegative_int, default=0, help="training seed (default: 0)")
     _add_train_args(r, strategy=False)
     _add_overwrite_arg(r)
     r = roles.add_parser("ue-export", help="UE: write CSI and its encoder's codewords to a pairs file")
-    r.add_argument("--encoder", required=True, help="the UE encoder (.keras from ue-train)")
-    r.add_argument("--pairs", default=None, help="take the CSI of this pairs file (default: --data)")
-    r.add_argument("--out", required=True, help="the pairs file to write (.npz)")
+    r.add_argument("--encoder", type=existing_file, required=True, help="the UE encoder (.keras from ue-train)")
+    r.add_argument("--pairs", type=existing_file, default=None,
+                   help="take the CSI of this pairs file (default: --data)")
+    r.add_argument("--out", type=output_file, required=True, help="the pairs file to write (.npz)")
     _add_data_args(r, {"train": 20000})
     r = roles.add_parser("bs-finetune", help="BS: fine-tune its decoder on the UE's pairs file")
-    r.add_argument("--model", required=True, help="the BS's autoencoder (.keras) whose decoder is tuned")
-    r.add_argument("--pairs", required=True, help="the UE's pairs file")
-    r.add_argument("--out", required=True, help="run directory (best.keras = the decoder)")
-    r.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    r.add_argument("--model", type=existing_file, required=True,
+                   help="the BS's autoencoder (.keras) whose decoder is tuned")
+    r.add_argument("--pairs", type=existing_file, required=True, help="the UE's pairs file")
+    r.add_argument("--out", type=output_dir, required=True, help="run directory (best.keras = the decoder)")
+    r.add_argument("--seed", type=nonnegative_int, default=0, help="training seed (default: 0)")
     _add_train_args(r, epochs=5, lr=2e-4, strategy=False)
     _add_overwrite_arg(r)
     for r in roles.choices["bs-export"], roles.choices["ue-export"]:
-        r.add_argument("--codeword-bits", type=int, default=None, help="quantize codewords to so many bits")
-        r.add_argument("--csi-bits", type=int, default=None, help="quantize CSI to so many bits")
+        r.add_argument("--codeword-bits", type=bits, default=None, help="quantize codewords to so many bits (1-16)")
+        r.add_argument("--csi-bits", type=bits, default=None, help="quantize CSI to so many bits (1-16)")
     r = roles.add_parser("evaluate", help="NMSE of a UE encoder joined to a BS decoder")
-    r.add_argument("--encoder", required=True, help="the UE encoder (.keras)")
-    r.add_argument("--decoder", required=True, help="the BS decoder (.keras from bs-finetune, or an autoencoder)")
+    r.add_argument("--encoder", type=existing_file, required=True, help="the UE encoder (.keras)")
+    r.add_argument("--decoder", type=existing_file, required=True,
+                   help="the BS decoder (.keras from bs-finetune, or an autoencoder)")
     _add_data_args(r, {"test": 2000})
     p.set_defaults(func=cmd_ip_kd)
 
@@ -1117,8 +1127,8 @@ def build_parser():
         "multiplications and FLOPs (Cui et al. eq. 13-14 and a graph count).",
     )
     _add_export_args(p, "runs/report", "encoder")
-    p.add_argument("--runs", type=int, default=1000, help="timed calls per artifact (default: 1000)")
-    p.add_argument("--warmup", type=int, default=100, help="untimed calls first (default: 100)")
+    p.add_argument("--runs", type=positive_int, default=1000, help="timed calls per artifact (default: 1000)")
+    p.add_argument("--warmup", type=nonnegative_int, default=100, help="untimed calls first (default: 100)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -1129,18 +1139,18 @@ def build_parser():
         "like a tflite-int8 export. Both fine-tune on the MSE to the original encoder's codewords, "
         "so the BS decoder needs no change. Writes compress.json.",
     )
-    p.add_argument("--checkpoint", required=True, help="a trained autoencoder .keras file")
-    p.add_argument("--prune", type=float, default=None, help="target sparsity of the pruned kernels, e.g. 0.5")
+    p.add_argument("--checkpoint", type=existing_file, required=True, help="a trained autoencoder .keras file")
+    p.add_argument("--prune", type=sparsity, default=None, help="target sparsity of the pruned kernels, e.g. 0.5")
     p.add_argument("--prune-layers", default="dense", choices=("dense", "conv", "all"),
                    help="which kernels to prune (default: dense, the codeword layer)")
     p.add_argument("--qat", action="store_true", help="quantization-aware training to a full-integer int8 TFLite")
-    p.add_argument("--out", default="runs/compress", help="output directory (default: runs/compress)")
-    p.add_argument("--threads", type=int, default=1, help="runtime threads for the checks (default: 1)")
+    p.add_argument("--out", type=output_dir, default="runs/compress", help="output directory (default: runs/compress)")
+    p.add_argument("--threads", type=positive_int, default=1, help="runtime threads for the checks (default: 1)")
     # 6 epochs of 5,000 samples at 1e-4: QAT of CRNet-SE 1/4 lost 0.50 dB after 2 epochs, 0.26 after 6,
     # 0.25 after 20; 1e-5 and 1e-3 did worse (README, "Compression")
-    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs (default: 6)")
-    p.add_argument("--batch-size", type=int, default=50, help="fine-tuning batch (default: 50)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the fine-tunes (default: 1e-4)")
+    p.add_argument("--epochs", type=positive_int, default=6, help="fine-tuning epochs (default: 6)")
+    p.add_argument("--batch-size", type=positive_int, default=50, help="fine-tuning batch (default: 50)")
+    p.add_argument("--lr", type=positive_float, default=1e-4, help="learning rate of the fine-tunes (default: 1e-4)")
     _add_data_args(p, {"train": 5000, "test": 500})
     p.set_defaults(func=cmd_compress)
 
@@ -1155,15 +1165,18 @@ def build_parser():
     sources = p.add_subparsers(dest="source", required=True, metavar="source")
     s = sources.add_parser("csinet-keras", help="the CsiNet authors' model_CsiNet_*.json + .h5 (Keras 2) "
                            "-> csinet_authors")
-    s.add_argument("--json", required=True, help="the model config, e.g. model_CsiNet_indoor_dim128.json")
-    s.add_argument("--h5", required=True, help="the weights, e.g. model_CsiNet_indoor_dim128.h5")
-    s.add_argument("--out", required=True, help="the .keras file to write")
+    s.add_argument("--json", type=existing_file, required=True,
+                   help="the model config, e.g. model_CsiNet_indoor_dim128.json")
+    s.add_argument("--h5", type=existing_file, required=True, help="the weights, e.g. model_CsiNet_indoor_dim128.h5")
+    s.add_argument("--out", type=output_file, required=True, help="the .keras file to write")
     s = sources.add_parser("torch", help="a state dict (.pth / .pt / .safetensors) of the public CRNet or "
                            "BCRNet code -> crnet / bcrnet")
     s.add_argument("--model", required=True, choices=("crnet", "bcrnet"), help="the reference architecture")
-    s.add_argument("--checkpoint", required=True, help="the .pth / .pt (torch.save) or .safetensors file")
-    s.add_argument("--cr", type=int, default=None, help="compression ratio (default: from the encoder fc weight)")
-    s.add_argument("--out", required=True, help="the .keras file to write")
+    s.add_argument("--checkpoint", type=existing_file, required=True,
+                   help="the .pth / .pt (torch.save) or .safetensors file")
+    s.add_argument("--cr", type=compression_ratio, default=None,
+                   help="compression ratio (default: from the encoder fc weight)")
+    s.add_argument("--out", type=output_file, required=True, help="the .keras file to write")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser(
@@ -1182,75 +1195,88 @@ def build_parser():
     a = actions.add_parser("download", help="download entries into the cache (sha256-verified)")
     a.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names, e.g. crnet_cui-cr16-cost2100-indoor")
     a.add_argument("--all", action="store_true", help="every registered entry")
-    a.add_argument("--cache-dir", default=None, help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
+    a.add_argument("--cache-dir", type=output_dir, default=None,
+                   help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
     a.set_defaults(func=cmd_pretrained_download)
     a = actions.add_parser("verify", help="check the sha256 of every local copy: OK, missing or MISMATCH (exit 1)")
     a.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names (default: all)")
-    a.add_argument("--weights-dir", default=None, help="offline copies (default: $MIMOKD_WEIGHTS_DIR)")
-    a.add_argument("--cache-dir", default=None, help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
+    a.add_argument("--weights-dir", type=existing_dir, default=None,
+                   help="offline copies (default: $MIMOKD_WEIGHTS_DIR)")
+    a.add_argument("--cache-dir", type=existing_dir, default=None,
+                   help="the cache (default: $MIMOKD_CACHE_DIR or ~/.keras/mimokd)")
     a.set_defaults(func=cmd_pretrained_verify)
     a = actions.add_parser("register", help="store a trained model as an entry: measured on the fixed test split, "
                            "float16 where that costs <= 0.01 dB; prints the registry stanza")
     a.add_argument("--model", required=True, help="the zoo preset, e.g. crnet_cui")
-    a.add_argument("--cr", type=int, required=True)
+    a.add_argument("--cr", type=compression_ratio, required=True)
     a.add_argument("--dataset", required=True, help="the data recipe it was trained on, e.g. cost2100-indoor")
-    a.add_argument("--weights", required=True, help="the trained model: .keras or .weights.h5")
-    a.add_argument("--seed", type=int, default=0, help="the dataset seed (default: 0)")
-    a.add_argument("--test-samples", type=int, default=20000, help="the fixed test split's size (default: 20000)")
-    a.add_argument("--train-samples", type=int, required=True)
-    a.add_argument("--val-samples", type=int, default=None)
-    a.add_argument("--epochs", type=int, required=True)
-    a.add_argument("--batch-size", type=int, required=True)
+    a.add_argument("--weights", type=existing_file, required=True, help="the trained model: .keras or .weights.h5")
+    a.add_argument("--seed", type=nonnegative_int, default=0, help="the dataset seed (default: 0)")
+    a.add_argument("--test-samples", type=positive_int, default=20000,
+                   help="the fixed test split's size (default: 20000)")
+    a.add_argument("--train-samples", type=positive_int, required=True)
+    a.add_argument("--val-samples", type=positive_int, default=None)
+    a.add_argument("--epochs", type=positive_int, required=True)
+    a.add_argument("--batch-size", type=positive_int, required=True)
     a.add_argument("--schedule", required=True, help="the learning-rate schedule, in words")
     a.add_argument("--method", default="vanilla", help="vanilla or the KD method of a student")
     a.add_argument("--teacher", default=None, help="the teacher's entry name, for students")
     a.add_argument("--machine", default="", help="machine and budget, stated honestly")
     a.add_argument("--notes", default="")
-    a.add_argument("--paper-nmse", type=float, default=None, help="the paper's NMSE (dB) for this model and ratio")
+    a.add_argument("--paper-nmse", type=finite_float, default=None,
+                   help="the paper's NMSE (dB) for this model and ratio")
     a.add_argument("--paper-source", default="")
-    a.add_argument("--data-dir", default=None, help="a dataset of --dataset / --seed (`mimokd data generate`) whose "
+    a.add_argument("--data-dir", type=existing_dir, default=None,
+                   help="a dataset of --dataset / --seed (`mimokd data generate`) whose "
                    "test split is read instead of generated")
-    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.add_argument("--out-dir", type=output_dir, default=None,
+                   help="where the file goes (default: the checkout's pretrained/weights)")
     a.set_defaults(func=cmd_pretrained_register)
     a = actions.add_parser("build", help="re-create an entry from its recipe: generate its data, train, register "
                            "(paper-scale budgets want a GPU)")
     a.add_argument("entry", help="an entry name, e.g. crnet_cui-cr16-cost2100-indoor")
-    a.add_argument("--work-dir", required=True, help="data and the resumable run")
-    a.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    a.add_argument("--workers", type=int, default=1, help="data-generation processes (default: 1)")
-    a.add_argument("--data-dir", default=None, help="an existing dataset of the recipe's data and seed (`mimokd "
+    a.add_argument("--work-dir", type=output_dir, required=True, help="data and the resumable run")
+    a.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's epochs")
+    a.add_argument("--workers", type=positive_int, default=1, help="data-generation processes (default: 1)")
+    a.add_argument("--data-dir", type=existing_dir, default=None,
+                   help="an existing dataset of the recipe's data and seed (`mimokd "
                    "data generate`) to read instead of generating it")
-    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.add_argument("--out-dir", type=output_dir, default=None,
+                   help="where the file goes (default: the checkout's pretrained/weights)")
     a.set_defaults(func=cmd_pretrained_build)
     a = actions.add_parser("train", help="make a new entry: train a model by a recipe (vanilla or KD from a "
                            "registered teacher), measure the stored file, print its stanza")
     a.add_argument("--model", required=True, help="the zoo preset, e.g. bcrnet")
-    a.add_argument("--cr", type=int, required=True)
+    a.add_argument("--cr", type=compression_ratio, required=True)
     a.add_argument("--dataset", required=True, help="the data recipe, e.g. cost2100-indoor")
     a.add_argument("--method", default="vanilla",
                    choices=("vanilla", "output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd"),
                    help="vanilla or a KD method (default: vanilla)")
     a.add_argument("--teacher", default=None, help="the teacher's entry name, for a KD method, e.g. "
                    "crnet-cr16-cost2100-indoor")
-    a.add_argument("--epochs", type=int, required=True)
-    a.add_argument("--batch-size", type=int, default=200)
-    a.add_argument("--train-samples", type=int, default=100000)
-    a.add_argument("--val-samples", type=int, default=10000)
-    a.add_argument("--seed", type=int, default=0, help="the dataset seed (default: 0)")
-    a.add_argument("--test-samples", type=int, default=20000, help="the fixed test split's size (default: 20000)")
-    a.add_argument("--work-dir", required=True, help="data and the resumable run (a rerun resumes)")
-    a.add_argument("--data-dir", default=None, help="an existing dataset of --dataset / --seed to read instead "
+    a.add_argument("--epochs", type=positive_int, required=True)
+    a.add_argument("--batch-size", type=positive_int, default=200)
+    a.add_argument("--train-samples", type=positive_int, default=100000)
+    a.add_argument("--val-samples", type=positive_int, default=10000)
+    a.add_argument("--seed", type=nonnegative_int, default=0, help="the dataset seed (default: 0)")
+    a.add_argument("--test-samples", type=positive_int, default=20000,
+                   help="the fixed test split's size (default: 20000)")
+    a.add_argument("--work-dir", type=output_dir, required=True, help="data and the resumable run (a rerun resumes)")
+    a.add_argument("--data-dir", type=existing_dir, default=None,
+                   help="an existing dataset of --dataset / --seed to read instead "
                    "of generating one")
-    a.add_argument("--workers", type=int, default=1, help="data-generation processes (default: 1)")
+    a.add_argument("--workers", type=positive_int, default=1, help="data-generation processes (default: 1)")
     a.add_argument("--machine", default="", help="machine and budget, stated honestly")
     a.add_argument("--notes", default="")
-    a.add_argument("--paper-nmse", type=float, default=None, help="the paper's NMSE (dB) for this model and ratio")
+    a.add_argument("--paper-nmse", type=finite_float, default=None,
+                   help="the paper's NMSE (dB) for this model and ratio")
     a.add_argument("--paper-source", default="")
-    a.add_argument("--out-dir", default=None, help="where the file goes (default: the checkout's pretrained/weights)")
+    a.add_argument("--out-dir", type=output_dir, default=None,
+                   help="where the file goes (default: the checkout's pretrained/weights)")
     a.set_defaults(func=cmd_pretrained_train)
 
     p = sub.add_parser("evaluate", help="NMSE and rho of a saved model on test CSI")
-    p.add_argument("--checkpoint", required=True, help="a .keras file written by `mimokd train`")
+    p.add_argument("--checkpoint", type=existing_file, required=True, help="a .keras file written by `mimokd train`")
     _add_data_args(p, {"test": 2000})
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -1273,7 +1299,8 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         status = args.func(args) or 0  # a command may return an exit status (pretrained verify: 1)
-    except (ValueError, FileNotFoundError, KeyError) as err:  # the user's input: one line, no traceback
+    except (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as err:  # the user's input or paths: one line (naming the path), no traceback
         logger.error("%s", err)
         return 2
     except KeyboardInterrupt:
