@@ -51,7 +51,7 @@ def _codeword_mse(teacher, model, csi):
 
 
 def _stored(run_dir, stamp):
-    """``(row, curve_log)`` of the finished row in ``run_dir`` (``None`` if it has no ``result.json``).
+    """``(row, curve_logs)`` of the finished row in ``run_dir`` (``None`` if it has no ``result.json``).
 
     Raises:
         ValueError: the result is for another scale or dataset.
@@ -65,8 +65,9 @@ def _stored(run_dir, stamp):
             f"{run_dir} holds a result for another scale or dataset ({saved.get('stamp')}); "
             f"use another --out for {stamp}"
         )
-    # relative to the run directory, so that run directories can be moved (absolute in older results)
-    return saved["row"], Path(run_dir) / saved["curve_log"]
+    # relative to the run directory, so that run directories can be moved; older results: one absolute log
+    logs = saved["curve_logs"] if "curve_logs" in saved else [saved["curve_log"]]
+    return saved["row"], [Path(run_dir) / log for log in logs]
 
 
 def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epochs=None):
@@ -75,7 +76,7 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epoch
     if stored is not None:
         return stored
     start = time.perf_counter()
-    model, extra, curve_log = fit_method(
+    model, extra, curve_logs = fit_method(
         run.method, run.model, cr, data["train"], data["val"], out_dir=run_dir, teacher=teacher,
         config=TrainConfig(epochs=epochs or scale.epochs, batch_size=scale.batch_size, seed=seed),
         finetune_epochs=scale.finetune_epochs(), verbose=verbose, **run.params,
@@ -103,8 +104,8 @@ def _run_row(run, cr, teacher, data, run_dir, scale, seed, verbose, stamp, epoch
     for key, value in run.paper.get(cr, {}).items():
         row[f"paper_{key}"] = value
     write_json(run_dir / "result.json", {"stamp": stamp, "row": row,
-                                         "curve_log": str(Path(curve_log).relative_to(run_dir))})
-    return row, curve_log
+                                         "curve_logs": [str(Path(log).relative_to(run_dir)) for log in curve_logs]})
+    return row, curve_logs
 
 
 def _teacher_run(experiment, cr, teachers_dir):

@@ -116,11 +116,15 @@ def test_fit_method_returns_the_deployable_autoencoder(method, tiny_data, tmp_pa
     train, val = tiny_data
     teacher = create_model("crnet_cui", cr=32)
     before = [w.copy() for w in teacher.get_weights()]
-    model, extras, log = fit_method(method, "crnet_se", 32, train, val, out_dir=tmp_path, teacher=teacher,
-                                    config=TrainConfig(epochs=2, batch_size=20))
+    model, extras, logs = fit_method(method, "crnet_se", 32, train, val, out_dir=tmp_path, teacher=teacher,
+                                     config=TrainConfig(epochs=2, batch_size=20))
     assert model.input_shape == (None, 2, 32, 32) and model.output_shape == (None, 2, 32, 32)
     assert model.codeword_dim == 64
-    assert log.is_file() and "val_nmse" in log.read_text().splitlines()[0]
+    # every stage's log in training order (one run on one epoch axis); the autoencoder's NMSE is tracked
+    assert [log.parent.name for log in logs] == {"codeword-mimic": [tmp_path.name], "ip-kd": ["ue", "bs"],
+                                                 "sequential": ["bs", "ue"]}[method]
+    tracking = logs[0] if method == "sequential" else logs[-1]
+    assert all(log.is_file() for log in logs) and "val_nmse" in tracking.read_text().splitlines()[0]
     assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
     if method == "codeword-mimic":
         assert np.isfinite(extras["mse_cm_mid"])

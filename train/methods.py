@@ -61,10 +61,11 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
             (share of the epochs spent mimicking), ``scheduler``, ``alpha0``; ``codeword_bits``).
 
     Returns:
-        ``(autoencoder, extras, curve_log)``: the deployable autoencoder at its best checkpoint,
+        ``(autoencoder, extras, curve_logs)``: the deployable autoencoder at its best checkpoint,
         a dict of method-specific results (stage times ``distill_s`` / ``finetune_s``, codeword
-        MSE after the mimic stage ``mse_cm_mid``, pairs-file sizes), and the ``log.csv`` whose
-        ``val_nmse`` tracks the autoencoder.
+        MSE after the mimic stage ``mse_cm_mid``, pairs-file sizes), and the ``log.csv`` of every
+        stage in training order (one epoch axis in :func:`mimokd.plots.plot_training_curves`); the
+        last one's ``val_nmse`` tracks the autoencoder (sequential: the BS autoencoder, the first).
     """
     if method not in METHODS:
         raise ValueError(f"Unknown training method {method!r}. Expected one of {METHODS}")
@@ -78,28 +79,29 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
     load = keras.saving.load_model
     if method == "vanilla":
         fit_autoencoder(lambda: student, *data, out_dir=out_dir, config=config, verbose=verbose)
-        return load(out_dir / "best.keras"), {}, out_dir / "log.csv"
+        return load(out_dir / "best.keras"), {}, [out_dir / "log.csv"]
     if method in ("output-kd", "autoencoder-kd"):
         fit_distillation(method, teacher, student, *data, out_dir=out_dir, config=config, verbose=verbose, **params)
-        return load(out_dir / "best.keras"), {}, out_dir / "log.csv"
+        return load(out_dir / "best.keras"), {}, [out_dir / "log.csv"]
     if method == "codeword-mimic":
         mimic_epochs = max(1, round(params.pop("mimic_fraction", 0.2) * config.epochs))
         fit_codeword_mimic(teacher, student, *data, out_dir=out_dir, config=config, mimic_epochs=mimic_epochs,
                            verbose=verbose, **params)
         mid = stage_codeword_mse(out_dir / "log.csv", mimic_epochs)["mse_cm_mid"]
-        return load(out_dir / "best.keras"), {"mse_cm_mid": mid}, out_dir / "log.csv"
+        return load(out_dir / "best.keras"), {"mse_cm_mid": mid}, [out_dir / "log.csv"]
     if method == "encoder-kd":
         fit_encoder_kd(teacher, student, *data, out_dir=out_dir, config=config, finetune_config=second,
                        verbose=verbose)
         times = {"distill_s": _seconds(out_dir / "distill" / "log.csv"),
                  "finetune_s": _seconds(out_dir / "finetune" / "log.csv")}
-        return load(out_dir / "finetune" / "best.keras"), times, out_dir / "finetune" / "log.csv"
+        return load(out_dir / "finetune" / "best.keras"), times, [out_dir / "distill" / "log.csv",
+                                                                  out_dir / "finetune" / "log.csv"]
     if method == "ip-kd":
         autoencoder, sizes = fit_ip_kd(teacher, student.encoder, train_csi, out_dir=out_dir, config=config,
                                        finetune_config=second, verbose=verbose, **params)
         times = {"distill_s": _seconds(out_dir / "ue" / "log.csv"), "finetune_s": _seconds(out_dir / "bs" / "log.csv")}
-        return autoencoder, {**sizes, **times}, out_dir / "bs" / "log.csv"
+        return autoencoder, {**sizes, **times}, [out_dir / "ue" / "log.csv", out_dir / "bs" / "log.csv"]
     autoencoder = fit_sequential(lambda: create_model(model, cr=cr), student.encoder, *data, out_dir=out_dir,
                                  config=config, verbose=verbose, **params)
     return autoencoder, {"distill_s": _seconds(out_dir / "bs" / "log.csv", out_dir / "ue" / "log.csv")}, \
-        out_dir / "bs" / "log.csv"
+        [out_dir / "bs" / "log.csv", out_dir / "ue" / "log.csv"]

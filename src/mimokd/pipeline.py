@@ -190,9 +190,9 @@ def run_pipeline(
                create_model(student, cr=cr, weights=data, weights_dir=weights_dir), paper_role="student")
 
     logger.info("[3/5] distilling the student %s from the teacher by %s", student, method)
-    model, _, log = fit_method(method, student, cr, csi["train"], csi["val"], out_dir=out / f"student_{method}",
+    model, _, stages = fit_method(method, student, cr, csi["train"], csi["val"], out_dir=out / f"student_{method}",
                                teacher=models["teacher"], config=config)
-    report(f"student, {method}", student, model, log)
+    report(f"student, {method}", student, model, stages)  # its stages on one epoch axis in curves.png
 
     logger.info("[4/5] exporting the distilled student's UE encoder to %s, each artifact checked", out / "export")
     artifacts = export_model(model, out / "export", calibration=csi["train"][:200], check=csi["test"],
