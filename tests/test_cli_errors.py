@@ -99,6 +99,17 @@ CASES = [
     (["pretrained", "train", "--data-dir", "{missing}"], "--data-dir: {missing}: no such folder"),
     (["pretrained", "download", "--cache-dir", "{file}"], "--cache-dir: {file} is a file"),
     (["pretrained", "verify", "--weights-dir", "{file}"], "--weights-dir: {file} is a file; expected a folder"),
+    (["experiment", "lu-table1", "--cr", "4,5"], "--cr: expected a compression ratio"),
+    (["experiment", "lu-table1", "--seed", "-1"], "--seed: expected an integer >= 0"),
+    (["experiment", "lu-table1", "--epochs", "0"], "--epochs: expected a positive integer"),
+    (["experiment", "lu-table1", "--train-samples", "x"], "--train-samples: expected a positive integer"),
+    (["experiment", "lu-table1", "--out", "{file}"], "--out: {file} is a file"),
+    (["experiment", "lu-table1", "--teachers", "{file}"], "--teachers: {file} is a file"),
+    (["experiment", "kong-fig2", "--iterations", "0"], "--iterations: expected a positive integer"),
+    (["experiment", "kong-fig2", "--width", "-1"], "--width: expected a positive finite number"),
+    (["experiment", "kong-fig2", "--powers", "0,nan"], "--powers: expected a finite number, got 'nan'"),
+    (["experiment", "zhang-fig5", "--users", "0"], "--users: expected a positive integer"),
+    (["experiment", "zhang-fig5", "--max-delay", "0"], "--max-delay: expected a positive finite number"),
 ]
 
 

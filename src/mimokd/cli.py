@@ -169,8 +169,6 @@ def _quiet_tensorflow():
     return undo
 
 
-_positive_int = positive_int  # the name the experiment parser uses
-
 
 class _ListAction(argparse.Action):
     """A list option whose values are space- or comma-separated, or both (``--cr 4 16``, ``--cr 4,16``).
@@ -1077,12 +1075,13 @@ def build_parser():
     p.add_argument("-h", "--help", action=_ExperimentHelp, help="show this help message, with every experiment")
     p.add_argument("name", help="an experiment name (listed below), or `list`")
     p.add_argument("--scale", default="small", choices=("small", "paper"), help="(default: small)")
-    p.add_argument("--out", default=None, help="output directory (default: runs/<name>)")
-    _add_list_arg(p, "--cr", _positive_int, default=None, metavar="CR",
+    p.add_argument("--out", type=output_dir, default=None, help="output directory (default: runs/<name>)")
+    _add_list_arg(p, "--cr", compression_ratio, default=None, metavar="CR",
                   help="compression ratios, space- or comma-separated (default: the table's)")
-    p.add_argument("--teachers", default=None, help="where teachers are trained or found (default: <out>/teachers)")
+    p.add_argument("--teachers", type=output_dir, default=None,
+                   help="where teachers are trained or found (default: <out>/teachers)")
     p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
-    p.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed (default: 0)")
     p.add_argument("--rows", default=None, metavar="i/N",
                    help="lu-*, cui-*, kd-methods: train only the student rows whose index is i modulo N (a share of "
                    "the table, e.g. one task of a job array; their teachers already in --teachers), or `teachers` "
@@ -1091,21 +1090,21 @@ def build_parser():
                    help="write the table and plots from the finished rows in --out (copied together from the "
                    "--rows runs); refuses, naming them, if rows are missing. Give the runs' scale options")
     for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size", "teacher-epochs"):
-        p.add_argument(f"--{option}", type=int, default=None, help="override the scale's value")
+        p.add_argument(f"--{option}", type=positive_int, default=None, help="override the scale's value")
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
-    p.add_argument("--iterations", type=int, default=None, help="kong-fig*: training iterations per DNN")
-    p.add_argument("--width", type=float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
-    _add_list_arg(p, "--powers", float, default=None, metavar="P",
+    p.add_argument("--iterations", type=positive_int, default=None, help="kong-fig*: training iterations per DNN")
+    p.add_argument("--width", type=positive_float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
+    _add_list_arg(p, "--powers", finite_float, default=None, metavar="P",
                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for fig6-8), "
                   "zhang-fig7: the test powers in dBm")
     # Zhang et al. (zhang-*): the swept users, pilots and antennas
-    _add_list_arg(p, "--users", _positive_int, default=None, metavar="K",
+    _add_list_arg(p, "--users", positive_int, default=None, metavar="K",
                   help="zhang-*: the swept K (K = Nt in fig2 / fig4)")
-    _add_list_arg(p, "--pilots", _positive_int, default=None, metavar="L",
+    _add_list_arg(p, "--pilots", positive_int, default=None, metavar="L",
                   help="zhang-fig5 / fig6: the swept pilot lengths L")
-    _add_list_arg(p, "--antennas", _positive_int, default=None, metavar="NT",
+    _add_list_arg(p, "--antennas", positive_int, default=None, metavar="NT",
                   help="zhang-fig5 / table1 / fig7 / fig8: Nt (one value); zhang-fig6: the swept Nt")
-    p.add_argument("--max-delay", type=float, default=None,
+    p.add_argument("--max-delay", type=positive_float, default=None,
                    help="zhang-fig5 / fig6-8 / table1: the FDD path-delay range in seconds (default: 1e-4)")
     p.set_defaults(func=cmd_experiment)
 
