@@ -37,6 +37,7 @@ import numbers
 
 import numpy as np
 
+from mimokd.classical.checks import check_channel, check_power
 from mimokd.classical.codebook import channel_basis, quantize
 from mimokd.classical.sum_rate import sum_rate_np
 
@@ -47,6 +48,7 @@ DEFAULT_ALPHAS = np.logspace(-4, 3, 29)
 
 
 def _check_channels(name, H):
+    """Finite channels ``[batch, K, M, N]`` with ``K N <= M``, as complex128."""
     H = np.asarray(H)
     if H.ndim != 4 or not np.issubdtype(H.dtype, np.number):
         raise ValueError(f"`{name}` must be complex [batch, K, M, N]. Received: {name}.shape={H.shape}")
@@ -56,19 +58,13 @@ def _check_channels(name, H):
             f"BD / RBD serve at most M / N users (K N <= M, Sec. II-A). Received: {name}.shape={H.shape} "
             f"(K={K}, M={M}, N={N})"
         )
-    return H.astype(np.complex128)
+    return check_channel(name, H).astype(np.complex128)
 
 
 def _check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha) or alpha <= 0:
         raise ValueError(f"`alpha` must be a finite number > 0. Received: alpha={alpha!r}")
     return float(alpha)
-
-
-def _check_power(P):
-    if isinstance(P, bool) or not isinstance(P, numbers.Real) or not np.isfinite(P) or P < 0:
-        raise ValueError(f"`P` must be a finite number >= 0 (linear power). Received: P={P!r}")
-    return float(P)
 
 
 def _hermitian(x):
@@ -154,7 +150,7 @@ def best_alpha(H_true, H_fed_back, P, alphas=DEFAULT_ALPHAS, *, return_rates=Fal
     Returns:
         float ``alpha`` (and the rates, if asked).
     """
-    P = _check_power(P)
+    P = check_power("P", P, scalar=True)
     alphas = [_check_alpha(float(a)) for a in np.atleast_1d(np.asarray(alphas, np.float64))]
     if not alphas:
         raise ValueError("`alphas` must hold at least one candidate. Received: alphas=[]")
@@ -206,7 +202,7 @@ def limited_feedback_sum_rate(H_true, H_hat, codebooks, P, scheme="bd", alpha=No
         raise ValueError(
             f"`H_true` and `H_hat` must have the same shape. Received: {H_true.shape} and {H_hat.shape}"
         )
-    P = _check_power(P)
+    P = check_power("P", P, scalar=True)
     K = H_true.shape[1]
     _, words = quantize(H_hat, codebooks, distance=distance, P=P, K=K)
     V = _precoder(scheme, words, H_true, P, alpha, alphas)
@@ -232,7 +228,7 @@ def infinite_feedback_rbd_sum_rate(H_true, H_hat, P, alpha=None, *, alphas=DEFAU
     """
     H_true = _check_channels("H_true", H_true)
     H_hat = _check_channels("H_hat", H_hat)
-    P = _check_power(P)
+    P = check_power("P", P, scalar=True)
     known = channel_basis(H_hat) if cdi_only else H_hat
     return sum_rate_np(H_true, _precoder("rbd", known, H_true, P, alpha, alphas), P)
 

@@ -31,11 +31,10 @@ are random (:func:`random_semi_unitary`, random vector quantization).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from tqdm.auto import tqdm
 
+from mimokd.classical.checks import check_channel, check_power
 from mimokd.classical.mimo import _positive_int
 from mimokd.rng import as_generator
 
@@ -47,18 +46,11 @@ DISTANCES = ("chordal", "expected_sinr")
 
 
 def _check_matrices(name, x, min_ndim=2):
+    """A finite numeric array ``[..., M, N]`` (channels or codewords)."""
     x = np.asarray(x)
     if x.ndim < min_ndim or not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"`{name}` must be a numeric array [..., M, N]. Received: {name}.shape={x.shape}")
-    return x
-
-
-def _check_power(P):
-    if isinstance(P, bool) or not isinstance(P, numbers.Real) or not np.isfinite(P) or P < 0:
-        raise ValueError(
-            f"`P` must be a finite number >= 0 (linear total power, e.g. db_to_linear(P_dB)). Received: P={P!r}"
-        )
-    return float(P)
+    return check_channel(name, x)
 
 
 def _hermitian(x):
@@ -225,7 +217,7 @@ def expected_sinr_distance(A, H, P, *, K=None):
         float64 ``[batch, count]`` (``H.shape[:-2] + A.shape[:-2]``), ``>= 0`` at full load.
     """
     A, H = _check_pair(A, H)
-    P = _check_power(P)
+    P = check_power("P", P, scalar=True)
     M, N = A.shape[-2:]
     if M <= N:
         raise ValueError(f"The expected-SINR distance needs M > N (Sec. II-A). Received: M={M}, N={N}")
@@ -268,7 +260,7 @@ def _distance_fn(distance, P, K):
     if distance == "expected_sinr":
         if P is None:
             raise ValueError("The expected-SINR distance needs the linear power `P`. Received: P=None")
-        P = _check_power(P)
+        P = check_power("P", P, scalar=True)
         return _chunked(lambda A, H: expected_sinr_distance(A, H, P, K=K)), False
     raise ValueError(f"`distance` must be one of {DISTANCES} or a callable. Received: distance={distance!r}")
 

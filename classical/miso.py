@@ -54,15 +54,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_channel, check_power
+
 INITS = ("mrt", "zf", "best")
 _BISECTION_STEPS = 60
 
 
 def _check_h(h):
+    """Finite channels ``h`` ``[batch, K, Nt]`` as complex128."""
     h = np.asarray(h)
     if h.ndim != 3 or not np.issubdtype(h.dtype, np.number):
         raise ValueError(f"`h` must be complex [batch, K, Nt]. Received: h.shape={h.shape}")
-    return h.astype(np.complex128)
+    return check_channel("h", h).astype(np.complex128)
 
 
 def _check_hw(h, W):
@@ -84,9 +87,7 @@ def _check_scalar_or_batch(name, x, batch):
         x = x[:, 0]
     if not (x.ndim == 0 or (x.ndim == 1 and x.shape[0] == batch)):
         raise ValueError(f"`{name}` must be a scalar or [batch] with batch = {batch}. Received: {name}.shape={x.shape}")
-    if not np.all(np.isfinite(x)) or np.any(x <= 0):
-        raise ValueError(f"`{name}` must be positive and finite (linear). Received: {name}={x}")
-    return np.broadcast_to(x, (batch,)).copy()
+    return np.broadcast_to(check_power(name, x, positive=True), (batch,)).copy()
 
 
 def _gains(h, W):

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_channel, check_power
 from .miso import _check_h, _check_scalar_or_batch
 
 _BISECTION_STEPS = 200
@@ -68,7 +69,7 @@ def _check_leak(leak, h):
     leak = np.asarray(leak)
     if leak.ndim != 3 or leak.shape[0] != b or leak.shape[2] != Nt or not np.issubdtype(leak.dtype, np.number):
         raise ValueError(f"`leak` must be complex [batch, M, Nt] = [{b}, M, {Nt}]. Received: leak.shape={leak.shape}")
-    return leak.astype(np.complex128)
+    return check_channel("leak", leak).astype(np.complex128)
 
 
 def _check_powers(name, p, h):
@@ -78,9 +79,7 @@ def _check_powers(name, p, h):
         p = np.full((b, K), float(p))
     if p.shape != (b, K):
         raise ValueError(f"`{name}` must be a scalar or [batch, K] = [{b}, {K}]. Received: {name}.shape={p.shape}")
-    if not np.all(np.isfinite(p)) or np.any(p <= 0):
-        raise ValueError(f"`{name}` must be positive and finite. Received: {name}={p}")
-    return p
+    return check_power(name, p, positive=True)
 
 
 def _check_directions(U, h):
@@ -228,7 +227,7 @@ def _check_multicell_h(h, users_per_cell):
             or users_per_cell < 1 or kt != nc * users_per_cell:
         raise ValueError(f"`users_per_cell` must be a positive int with num_bs * users_per_cell = K_total = {kt}. "
                          f"Received: users_per_cell={users_per_cell!r}, num_bs={nc}")
-    return h.astype(np.complex128)
+    return check_channel("h", h).astype(np.complex128)
 
 
 def multicell_slnr_beamformer(h, P, noise, users_per_cell, **kwargs):

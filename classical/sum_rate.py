@@ -27,6 +27,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from mimokd.classical.checks import check_channel, check_power
+
 _LN2 = math.log(2.0)
 
 
@@ -85,13 +87,12 @@ def user_rates_np(H, V, P):
         V: complex precoders ``[batch, M, K N]``.
         P: linear total power, ``>= 0``: a scalar, ``[batch]`` or ``[batch, 1]``.
     """
-    H = np.asarray(H).astype(np.complex128)
+    H = np.asarray(H)
     V = np.asarray(V).astype(np.complex128)
     K, M, N = _check_shapes(H.shape, V.shape)
-    P = np.asarray(P, np.float64)
+    H = check_channel("H", H).astype(np.complex128)
+    P = check_power("P", P)
     per_sample = _check_power_shape(P.shape, H.shape[0])
-    if not np.all(np.isfinite(P)) or np.any(P < 0):
-        raise ValueError(f"`P` must be finite and >= 0 (linear power). Received: P={P!r}")
     scale = (P.reshape(-1) if per_sample else P)[..., None, None, None] / M  # [batch or 1, 1, 1, 1]
 
     # C[b, k, l] = H_k^H V_l, [batch, K, K, N, N]; Q[b, k, l] = H_k^H V_l V_l^H H_k.
@@ -126,10 +127,13 @@ def user_rates_tf(H, V, P):
     H = _as_complex64(H)
     V = _as_complex64(V)
     K, M, N = _check_shapes(H.shape, V.shape)
+    known_H = tf.get_static_value(H)  # eagerly, or a constant inside a tf.function
+    if known_H is not None:
+        check_channel("H", known_H)
     P = tf.cast(tf.convert_to_tensor(P), tf.float32)
-    known = tf.get_static_value(P)  # eagerly, or a constant inside a tf.function
-    if known is not None and (not np.all(np.isfinite(known)) or np.any(known < 0)):
-        raise ValueError(f"`P` must be finite and >= 0 (linear power). Received: P={known!r}")
+    known = tf.get_static_value(P)
+    if known is not None:
+        check_power("P", known)
     if P.shape.rank is None:
         raise ValueError("`P` must have a known rank (a scalar, [batch] or [batch, 1]). Received: unknown rank")
     if _check_power_shape(P.shape, H.shape[0]):

@@ -70,15 +70,25 @@ def test_generate_writes_cost2100_files(tmp_path):
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
+    """A usage error exits in the parser with status 2; a run that fails with a message returns 1."""
     assert main(["train", "--model", "crnett", "--epochs", "1", "--train-samples", "10",
-                 "--val-samples", "10", "--out", str(tmp_path)]) == 2
-    assert "Unknown model name" in capsys.readouterr().err
+                 "--val-samples", "10", "--out", str(tmp_path)]) == cli.FAILED == 1
+    err = capsys.readouterr().err
+    assert "Unknown model name" in err and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_:  # the parser checks that the file exists
         main(["evaluate", "--checkpoint", str(tmp_path / "missing.keras")])
     assert exit_.value.code == 2 and f"{tmp_path / 'missing.keras'}: no such file" in capsys.readouterr().err
     (tmp_path / "notes.keras").write_text("not a model")
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "notes.keras")]) == 2
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "notes.keras")]) == cli.FAILED
     assert "is not a Keras .keras archive" in capsys.readouterr().err
+
+
+def test_debug_shows_a_failed_runs_traceback(tmp_path, capsys):
+    (tmp_path / "notes.keras").write_text("not a model")
+    assert main(["--debug", "evaluate", "--checkpoint", str(tmp_path / "notes.keras")]) == cli.FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a Keras .keras archive" in err
+    assert "Traceback (most recent call last)" in err and "in cmd_evaluate" in err
 
 
 def test_module_entry_point_is_quiet():
@@ -121,10 +131,11 @@ def test_internal_errors_are_one_line_and_not_the_usage_code(capsys, monkeypatch
     assert main(["models"]) == cli.INTERNAL_ERROR != 2
     err = capsys.readouterr().err
     assert err == ("error: internal error: RuntimeError: Attempt to convert a value (PerReplica:{ (rerun with "
-                   "--verbose for the traceback)\n")
-    assert main(["-v", "models"]) == cli.INTERNAL_ERROR
-    err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err and "in _crash" in err and "0: <tf.Tensor" in err
+                   "--debug for the traceback)\n")
+    for flag in ("-v", "--debug"):
+        assert main([flag, "models"]) == cli.INTERNAL_ERROR
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "in _crash" in err and "0: <tf.Tensor" in err
 
 
 def test_list_options_take_spaces_and_commas():

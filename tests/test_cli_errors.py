@@ -1,6 +1,6 @@
-"""Bad command lines (issue 16, item 4): each is refused in argument parsing (or the first check of
-its command, before any data or training) with exit status 2, one ``error:`` line that names the
-argument or the path, and no traceback."""
+"""Bad command lines (issue 16, item 4): each is refused in argument parsing, before any data or
+training, with argparse's usage status 2, one ``error:`` line that names the argument or the path,
+and no traceback. (A run that fails later, on its data or files, exits 1: tests/test_cli.py.)"""
 
 import os
 from pathlib import Path
@@ -28,7 +28,8 @@ CASES = [
     (["train", "--model", "crnet", "--val-samples", "1.5"], "--val-samples: expected an integer >= 0"),
     (["train", "--model", "crnet", "--out", "{file}"], "--out: {file} is a file; expected a folder"),
     (["train", "--model", "crnet", "--out", "{file}/run"], "--out: {file}/run cannot be created: {file} is a file"),
-    (["train", "--model", "crnet", "--data", "{file}"], "--data {file} is one file"),  # the command's first check
+    (["train", "--model", "crnet", "--data", "{file}"], "--data: {file} is one file, but this command reads"),
+    (["generate", "--out", "{dir}", "--data", "{file}"], "--data: {file} is one file"),
     (["pipeline", "--cr", "5"], "--cr: expected a compression ratio"),
     (["pipeline", "--train-samples", "0"], "--train-samples: expected a positive integer"),
     (["pipeline", "--out", "{file}"], "--out: {file} is a file"),
@@ -123,12 +124,10 @@ def paths(tmp_path, monkeypatch):
 
 
 def run(argv, capsys):
-    """``(exit status, stderr)`` of ``main(argv)``, whether argparse exits or the command returns."""
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    return status, capsys.readouterr().err
+    """``(exit status, stderr)`` of ``main(argv)``, which must exit in argument parsing."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    return exit_.value.code, capsys.readouterr().err
 
 
 def assert_one_error_line(err, message):

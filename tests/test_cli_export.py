@@ -62,9 +62,10 @@ def test_export_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # the parser checks that the file exists
         main(["export", "--checkpoint", str(tmp_path / "missing.keras"), "--out", str(out), *DATA])
     assert exit_.value.code == 2 and f"{tmp_path / 'missing.keras'}: no such file" in capsys.readouterr().err
-    assert main(["export", "--out", str(out), *DATA]) == 2
-    assert "Give the models to export" in capsys.readouterr().err
-    assert main(["export", "--models", "crnett", "--out", str(out), *DATA]) == 2
+    with pytest.raises(SystemExit) as exit_:  # a usage error, refused before any work
+        main(["export", "--out", str(out), *DATA])
+    assert exit_.value.code == 2 and "export: error: give the models to export" in capsys.readouterr().err
+    assert main(["export", "--models", "crnett", "--out", str(out), *DATA]) == 1
     assert "Unknown model name" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse refuses an unknown format
         main(["export", "--models", "crnet_se", "--formats", "tflite-int4", "--out", str(out)])
@@ -141,5 +142,6 @@ def test_compress_prunes_and_quantizes_a_checkpoint(tmp_path, capsys):
 
 def test_compress_needs_something_to_do(tmp_path, capsys):
     (tmp_path / "model.keras").write_bytes(b"never read")
-    assert main(["compress", "--checkpoint", str(tmp_path / "model.keras")]) == 2
-    assert "--prune" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", "--checkpoint", str(tmp_path / "model.keras")])
+    assert exit_.value.code == 2 and "compress: error: nothing to do: give --prune" in capsys.readouterr().err

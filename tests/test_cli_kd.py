@@ -67,7 +67,7 @@ def test_ip_kd_errors_name_the_problem(teacher, tmp_path, capsys):
         main(["ip-kd", "ue-train", "--pairs", str(tmp_path / "none.npz"), "--encoder", "crnet_se",
               "--out", str(tmp_path / "ue")])
     assert exit_.value.code == 2 and f"--pairs: {tmp_path / 'none.npz'}: no such file" in capsys.readouterr().err
-    assert main(["ip-kd", "ue-export", "--encoder", str(teacher), "--out", str(tmp_path / "x.npz")]) == 2
+    assert main(["ip-kd", "ue-export", "--encoder", str(teacher), "--out", str(tmp_path / "x.npz")]) == 1
     assert "expected a UE encoder" in capsys.readouterr().err
 
 
@@ -75,5 +75,5 @@ def test_experiment_list_and_unknown(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
     assert "lu-table1" in out and "cui-table12" in out
-    assert main(["experiment", "cui-table99"]) == 2
+    assert main(["experiment", "cui-table99"]) == 1
     assert "Unknown experiment" in capsys.readouterr().err

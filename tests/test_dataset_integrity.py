@@ -98,7 +98,7 @@ def test_evaluate_refuses_nan_test_csi(data, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--test-samples", "0"]) == 0
     capsys.readouterr()
     path = _plant(data, "test", 0, 1, np.nan)
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--test-samples", "0"]) == 2
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--test-samples", "0"]) == 1
     err = capsys.readouterr().err
     assert f"`HT of {path} (test split)` contains 1 NaN or infinite value(s)" in err and "NMSE" not in err
 
@@ -241,7 +241,7 @@ def test_cli_generate_refuses_other_settings_and_overwrites_on_request(tmp_path,
 
     capsys.readouterr()
     assert main(["generate", "--train-samples", "3", "--val-samples", "4", "--test-samples", "4", "--seed", "1",
-                 "--out", str(out)]) == 2
+                 "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"{out} holds a dataset of `mimokd generate` with other settings (seed 0 -> 1; samples.train 6 -> 3)" \
            in err and "--overwrite" in err
@@ -267,7 +267,7 @@ def test_cli_generate_refuses_unrecorded_files(tmp_path, capsys):
     write_cost2100_dataset("builtin-indoor", out, samples={"train": 3, "val": 2, "test": 2})
     (out / "generate.json").unlink()  # as written by an older mimokd
     before = _snapshot(out)
-    assert main([*GENERATE, "--out", str(out)]) == 2
+    assert main([*GENERATE, "--out", str(out)]) == 1
     assert f"{out / 'DATA_Htrainin.mat'}, {out / 'DATA_Hvalin.mat'}, {out / 'DATA_Htestin.mat'} exist(s) and " \
            f"{out / 'generate.json'} does not record how; pass --overwrite" in capsys.readouterr().err
     assert _snapshot(out) == before
@@ -283,9 +283,11 @@ def test_one_file_as_several_splits_is_refused(tmp_path, capsys):
     for argv, command in [([*GENERATE, "--out", str(out)], "generate"),
                           (["train", "--model", "crnet_se", "--cr", "32", "--epochs", "1", "--out", str(out)], "train"),
                           (["export", "--models", "crnet_se", "--cr", "32", "--out", str(out)], "export")]:
-        assert main([*argv, "--data", str(file)]) == 2
+        with pytest.raises(SystemExit) as exit_:  # refused by the parser
+            main([*argv, "--data", str(file)])
         err = capsys.readouterr().err
-        assert f"--data {file} is one file, but " in err and "must be different data" in err, command
+        assert exit_.value.code == 2 and f"{command}: error: argument --data: {file} is one file, but " in err
+        assert "must be different data" in err, command
     assert not out.exists()
 
 

@@ -153,10 +153,12 @@ def test_rows_split_across_machines_merge_into_the_single_run_table(tmp_path, mo
         return main(["experiment", SWEEP.name, "--out", str(out), *options, *common])
 
     caplog.set_level(logging.ERROR, logger="mimokd")
-    assert experiment(tmp_path / "a", "--rows", "0/2") == 2  # no teacher yet: refused, nothing trained
+    assert experiment(tmp_path / "a", "--rows", "0/2") == 1  # no teacher yet: refused, nothing trained
     assert "needs trained teachers, missing: teacher 'crnet_cui (teacher)' at 1/32" in caplog.text
     assert not (tmp_path / "a").exists() and not teachers.exists()
-    assert experiment(tmp_path / "a", "--rows", "0/2", "--merge") == 2
+    with pytest.raises(SystemExit) as exit_:  # a usage error
+        experiment(tmp_path / "a", "--rows", "0/2", "--merge")
+    assert exit_.value.code == 2
     assert experiment(tmp_path / "t", "--rows", "teachers") == 0
     assert (teachers / "crnet_cui_cr32" / "result.json").is_file() and not (tmp_path / "t" / "cr32").exists()
     assert experiment(tmp_path / "a", "--rows", "0/2") == 0
@@ -168,7 +170,7 @@ def test_rows_split_across_machines_merge_into_the_single_run_table(tmp_path, mo
     shutil.copytree(tmp_path / "a", merged)  # the run directories, copied from the machines
     shutil.copytree(teachers, merged / "teachers")
     caplog.clear()
-    assert experiment(merged, "--merge") == 2
+    assert experiment(merged, "--merge") == 1
     assert f"1 row(s) not finished: row 1 'a=0.3' at 1/32 (cr32/{SWEEP.runs[1].slug})" in caplog.text
     assert not (merged / "results.md").exists()
     shutil.copytree(tmp_path / "b", merged, dirs_exist_ok=True)

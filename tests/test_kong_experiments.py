@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mimokd.cli import main
 from mimokd.experiments.kong import DNN_SCHEMES, KongScale, receiver_flops_formula, run_kong
 
@@ -42,7 +44,10 @@ def test_experiment_list_names_the_kong_figures(capsys):
     assert all(name in out for name in ("kong-fig2", "kong-fig3", "kong-fig4"))
 
 
-def test_rows_and_merge_are_refused_with_the_reason(caplog):
+def test_rows_and_merge_are_refused_with_the_reason(capsys):
     for options in (["--rows", "0/2"], ["--merge"]):
-        assert main(["experiment", "kong-fig2", *options]) == 2
-    assert "kong-fig2 is not split: its figure is computed from all of its runs together" in caplog.text
+        with pytest.raises(SystemExit) as exit_:  # a usage error, before any work
+            main(["experiment", "kong-fig2", *options])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2
+        assert "kong-fig2 is not split: its figure is computed from all of its runs together" in err

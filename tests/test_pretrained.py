@@ -456,7 +456,7 @@ def test_cli_verify(env, stored, capsys):
     assert f"offline   MISMATCH  {bad} (sha256 {file_digest(bad)[0]}" in captured.out
     assert "1 MISMATCH" in captured.out and "do not match" in captured.err
     assert bad.read_bytes() == _tampered(stored.bytes)
-    assert main(["pretrained", "verify", "crnet-cr4-test-indoor"]) == 2
+    assert main(["pretrained", "verify", "crnet-cr4-test-indoor"]) == 1
     assert "error: crnet has no pretrained weights" in capsys.readouterr().err
 
 
@@ -468,15 +468,16 @@ def test_cli_download(env, stored, server, capsys, tmp_path):
     assert main(["pretrained", "download", "--all", "--cache-dir", str(cache)]) == 0
     assert f"{NAME}: already cached" in capsys.readouterr().out
     assert len(server.hits) == 1
-    assert main(["pretrained", "download"]) == 2
-    assert "or pass --all" in capsys.readouterr().err
-    assert main(["pretrained", "download", "nonsense"]) == 2
+    with pytest.raises(SystemExit) as exit_:  # a usage error
+        main(["pretrained", "download"])
+    assert exit_.value.code == 2 and "or pass --all" in capsys.readouterr().err
+    assert main(["pretrained", "download", "nonsense"]) == 1
     assert "error: Unknown pretrained entry 'nonsense'" in capsys.readouterr().err
     _put(env.cache, _tampered(stored.bytes))  # the default cache holds a bad copy: refused, kept
-    assert main(["pretrained", "download", NAME]) == 2
+    assert main(["pretrained", "download", NAME]) == 1
     assert "does not match the registry" in capsys.readouterr().err
     assert (env.cache / stored.entry.file).read_bytes() == _tampered(stored.bytes)
     server.stop()
     os.remove(cache / stored.entry.file)
-    assert main(["pretrained", "download", NAME, "--cache-dir", str(cache)]) == 2
+    assert main(["pretrained", "download", NAME, "--cache-dir", str(cache)]) == 1
     assert f"error: Could not download {NAME}" in capsys.readouterr().err

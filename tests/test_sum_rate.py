@@ -164,5 +164,5 @@ def test_a_negative_or_non_finite_power_is_refused_naming_it(system, P):
     H, V = system
     in_a_graph = tf.function(lambda H, V: sum_rate_tf(H, V, tf.constant(P, tf.float32)))  # P a constant
     for fn in (sum_rate_np, sum_rate_tf, lambda H, V, P: in_a_graph(H, V)):
-        with pytest.raises(ValueError, match=r"`P` must be finite and >= 0 \(linear power\)"):
+        with pytest.raises(ValueError, match=r"`P` must be a finite number >= 0 \(linear power"):
             fn(H, V, P)

@@ -31,6 +31,7 @@ from mimokd.metrics import NMSE
 from mimokd.train.runs import fit_csi_run, model_record, read_log
 from mimokd.train.schedules import TwoStage, warmup_cosine
 from mimokd.train.vanilla import TrainConfig
+from mimokd.zoo import check_teacher
 
 SCHEDULERS = ("cosine", "linear", "constant")
 
@@ -276,6 +277,7 @@ def fit_codeword_mimic(
     Returns:
         ``(student, history)``.
     """
+    check_teacher(teacher)
     config = config or TrainConfig()
     mimic_epochs = max(1, config.epochs // 5) if mimic_epochs is None else mimic_epochs
     steps = math.ceil(len(train_csi) / config.batch_size)

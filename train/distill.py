@@ -29,7 +29,7 @@ from keras import ops
 
 from mimokd.train.runs import fit_csi_run, model_record
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder
-from mimokd.zoo import ComposedAutoencoder
+from mimokd.zoo import ComposedAutoencoder, check_teacher
 
 OUTPUT_METHODS = ("output-kd", "autoencoder-kd")
 
@@ -71,6 +71,9 @@ class SoftmaxCrossEntropy(keras.distillation.DistillationLoss):
 
 
 def _check_pair(teacher, student):
+    """A zoo autoencoder as the teacher (:func:`~mimokd.zoo.check_teacher`), and the two models'
+    CSI shapes and codeword lengths equal."""
+    check_teacher(teacher)
     if tuple(teacher.input_shape) != tuple(student.input_shape) or (
         teacher.codeword_dim != student.codeword_dim
     ):

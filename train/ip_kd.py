@@ -37,7 +37,7 @@ from mimokd.channels.layout import check_csi
 from mimokd.fileio import atomic_path
 from mimokd.train.runs import claim_run_dir, data_record, epoch_batches, fit_run, model_record
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder, fit_autoencoder
-from mimokd.zoo import ComposedAutoencoder
+from mimokd.zoo import ComposedAutoencoder, check_teacher
 from mimokd.zoo.autoencoder import copy_model
 
 PAIRS_VERSION = 1
@@ -243,6 +243,7 @@ def fit_ip_kd(teacher, student_encoder, train_csi, *, out_dir, config=None, fine
         ``(autoencoder, {"bs_pairs_bytes": ..., "ue_pairs_bytes": ...})``: the UE encoder joined
         to the fine-tuned BS decoder.
     """
+    check_teacher(teacher)
     out_dir = Path(out_dir)
     quant = {"codeword_bits": codeword_bits, "csi_bits": csi_bits}
     claim_run_dir(out_dir, {"method": "ip-kd", "teacher": model_record(teacher),

@@ -5,7 +5,7 @@ Keras models sharing its weights. Build them by name with :func:`create_model`, 
 registered pretrained weights (``weights="cost2100-indoor"``, see :mod:`mimokd.pretrained`).
 """
 
-from mimokd.zoo.autoencoder import ComposedAutoencoder, CsiAutoencoder
+from mimokd.zoo.autoencoder import ComposedAutoencoder, CsiAutoencoder, check_teacher
 from mimokd.zoo.crnet import CRNet
 from mimokd.zoo.csinet import CsiNet
 from mimokd.zoo.layers import BinarizedDense, ReZero, ste_sign
@@ -29,6 +29,7 @@ __all__ = [
     "CsiNet",
     "ReZero",
     "accepted_overrides",
+    "check_teacher",
     "create_model",
     "list_models",
     "model_pairs",

@@ -129,6 +129,31 @@ class ComposedAutoencoder(CsiAutoencoder):
         }
 
 
+def check_teacher(teacher, origin=None):
+    """Refuse a teacher that is not a zoo autoencoder, saying what was given and what is expected.
+
+    The KD trainers use a teacher's ``.encoder`` (codewords) and ``.decoder`` and its ``cr``, which
+    only a :class:`CsiAutoencoder` has; a plain Keras model of the same shapes would fail later
+    with an ``AttributeError``.
+
+    Args:
+        teacher: the model given as a teacher.
+        origin: where it came from (a checkpoint path), named in the message.
+
+    Raises:
+        ValueError: ``teacher`` is not a :class:`CsiAutoencoder`.
+    """
+    if isinstance(teacher, CsiAutoencoder):
+        return
+    given = f"{type(teacher).__module__}.{type(teacher).__qualname__}"
+    if isinstance(teacher, keras.Model):
+        given += f" {teacher.name!r} {teacher.input_shape} -> {teacher.output_shape}"
+    raise ValueError(
+        f"The teacher{f' {origin}' if origin else ''} is not a zoo autoencoder: it is a {given}. Expected a "
+        "mimokd.zoo.CsiAutoencoder with .encoder and .decoder (create_model(...), or a best.keras of "
+        "`mimokd train` / `mimokd distill`)")
+
+
 def copy_model(model):
     """A copy of a functional model with its weights (``clone_model`` re-initializes them)."""
     clone = keras.models.clone_model(model)

@@ -142,3 +142,22 @@ def output_file(text):
         raise InvalidValue(f"{text} is a folder; expected a file name")
     _writable_from(path, text)
     return text
+
+
+def csi_source(splits):
+    """The ``--data`` type of a command that reads the CSI ``splits`` (e.g. ``("train", "val", "test")``).
+
+    Its converter takes a registered source, a folder or a file, and refuses a file when ``splits``
+    holds more than one: one file cannot serve as several splits, which must be different data.
+    """
+    splits = tuple(splits)
+
+    def convert(text):
+        if len(splits) > 1 and Path(text).is_file():
+            raise InvalidValue(
+                f"{text} is one file, but this command reads its {', '.join(splits)} splits, which must be "
+                "different data. Expected a folder of COST2100 files (DATA_Htrain*.mat, DATA_Hval*.mat, "
+                "DATA_Htest*.mat; with --scenario), a folder of `mimokd data generate`, or a registered source")
+        return text
+
+    return convert

@@ -26,9 +26,11 @@ Run ``mimokd <command> --help`` for each command's options.
 
 Output: results (tables, metrics) go to stdout; progress and status lines go to the ``mimokd``
 logger, on stderr (``-q``: warnings and errors only; ``-v``: debug lines, TensorFlow's own log and
-the traceback of an internal error). Exit status: 0 done, 1 a failed check (``pretrained verify``),
-2 a usage or user error (one ``error:`` line), 3 an exported artifact out of tolerance,
-:data:`INTERNAL_ERROR` an unexpected exception, 130 interrupted.
+the traceback of an internal error; ``--debug``: as ``-v``, and the traceback of every error).
+Exit status: 0 done; 1 a failed run, with one ``error:`` line (bad data, a refused run directory, a
+failed check such as ``pretrained verify``'s); 2 a usage error, refused by the argument parser
+before any work; 3 an exported artifact out of tolerance (a failed parity check);
+:data:`INTERNAL_ERROR` an unexpected exception; 130 interrupted.
 """
 
 import argparse
@@ -46,6 +48,7 @@ from mimokd import __version__
 from mimokd.argtypes import (
     bits,
     compression_ratio,
+    csi_source,
     existing_dir,
     existing_file,
     finite_float,
@@ -62,7 +65,12 @@ from mimokd.argtypes import (
 
 SPLITS = ("train", "val", "test")
 
-#: Exit status of an unexpected exception (sysexits' EX_SOFTWARE), apart from argparse's usage code 2.
+#: Exit status of a run that failed with a message: bad data, a refused run directory, a failed check.
+FAILED = 1
+#: Exit status of an exported artifact out of tolerance (a failed parity check).
+PARITY_FAILED = 3
+#: Exit status of an unexpected exception (sysexits' EX_SOFTWARE): a bug to report, told apart from a
+#: failed run (1) and from argparse's usage error (2).
 INTERNAL_ERROR = 70
 
 logger = logging.getLogger("mimokd.cli")  # not __name__: `python -m mimokd.cli` runs as __main__
@@ -170,6 +178,17 @@ def _quiet_tensorflow():
 
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser. It leaves itself in the parsed arguments as ``args.parser`` (the innermost
+    one, e.g. ``data generate``'s), so that a command refuses an argument combination as argparse does:
+    ``args.parser.error(message)`` prints the command's usage and exits with status 2, before any work."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, rest = super().parse_known_args(args, namespace)
+        vars(namespace).setdefault("parser", self)  # a sub-command's parser was set first: it stays
+        return namespace, rest
+
+
 class _ListAction(argparse.Action):
     """A list option whose values are space- or comma-separated, or both (``--cr 4 16``, ``--cr 4,16``).
 
@@ -205,11 +224,11 @@ def _add_data_args(parser, default_samples, splits=None):
     """``--data``, ``--scenario``, ``--seed`` and ``--{split}-samples`` for each split of ``default_samples``.
 
     ``splits`` (default: those of ``default_samples``) are the splits the command reads; where
-    there are several, ``--data`` may not be one file.
+    there are several, ``--data`` may not be one file (refused by the parser, :func:`csi_source`).
     """
-    parser.set_defaults(data_splits=tuple(splits or default_samples))
     parser.add_argument(
         "--data",
+        type=csi_source(splits or default_samples),
         default="builtin-indoor",
         help="a registered source (builtin-indoor, builtin-outdoor), a COST2100 .mat file, or a "
         "directory of COST2100 files (default: builtin-indoor, generated here, no download)",
@@ -231,14 +250,9 @@ def _add_data_args(parser, default_samples, splits=None):
 
 
 def _load(args, split):
+    """The ``split`` CSI of ``--data``, at most ``--{split}-samples`` of it (0: all)."""
     from mimokd.channels import load_csi
 
-    if len(args.data_splits) > 1 and Path(args.data).is_file():
-        raise ValueError(
-            f"--data {args.data} is one file, but `mimokd {args.command}` reads its {', '.join(args.data_splits)} "
-            "splits, which must be different data. Expected a folder of COST2100 files (DATA_Htrain*.mat, "
-            "DATA_Hval*.mat, DATA_Htest*.mat; with --scenario), a folder of `mimokd data generate`, or a "
-            "registered source")
     count = getattr(args, f"{split}_samples") or None
     kwargs = {"scenario": args.scenario} if args.scenario else {}
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
@@ -394,11 +408,12 @@ def cmd_distill(args):
     from mimokd.train.checkpoints import load_checkpoint
     from mimokd.train.codeword_mimic import fit_codeword_mimic
     from mimokd.train.distill import fit_distillation, fit_encoder_kd
-    from mimokd.zoo import create_model
+    from mimokd.zoo import check_teacher, create_model
 
     import keras
 
     teacher = load_checkpoint(args.teacher)
+    check_teacher(teacher, origin=args.teacher)
     keras.utils.set_random_seed(args.seed)  # the student's initial weights: the same run twice is the same run
     student = create_model(args.student, cr=teacher.cr, height=teacher.height, width=teacher.width)
     train, val = _load(args, "train"), _load(args, "val")
@@ -502,10 +517,10 @@ def cmd_experiment(args):
         return
     out = args.out or f"runs/{args.name}"
     if args.rows is not None and args.merge:
-        raise ValueError("--rows trains a share of the rows, --merge writes the table from finished rows: give one")
+        args.parser.error("--rows trains a share of the rows, --merge writes the table from finished rows: give one")
     if (args.rows is not None or args.merge) and args.name in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS,
                                                                 **MULTICELL_EXPERIMENTS}:
-        raise ValueError(
+        args.parser.error(
             f"--rows / --merge split the CSI-KD tables (lu-*, cui-*, kd-methods), whose rows are independent runs "
             f"sharing only a teacher; {args.name} is not split: its figure is computed from all of its runs "
             "together in one process (baselines and references on the same test set, networks that train on "
@@ -529,7 +544,7 @@ def cmd_experiment(args):
                       powers_db=args.powers, max_delay=args.max_delay, seed=args.seed)
         else:
             if args.users:
-                raise ValueError(f"--users does not apply to {args.name} (one user per cell)")
+                args.parser.error(f"--users does not apply to {args.name} (one user per cell)")
             run_multicell(args.name, out, scale, antennas=args.antennas, pilots=args.pilots, powers_db=args.powers,
                           max_delay=args.max_delay, seed=args.seed)
     else:
@@ -582,7 +597,7 @@ def cmd_import(args):
 
     out = Path(args.out)
     if out.suffix != ".keras":
-        raise ValueError(f"--out must name a .keras file. Received: --out {args.out}")
+        args.parser.error(f"--out must name a .keras file. Received: --out {args.out}")
     try:
         if args.source == "csinet-keras":
             model, source = import_csinet_keras(args.json, args.h5), f"{args.json} + {args.h5}"
@@ -600,7 +615,7 @@ def _entries_arg(args):
     from mimokd.pretrained.registry import get_entry, list_entries
 
     if getattr(args, "all", False) and args.entries:
-        raise ValueError("give entry names or --all, not both")
+        args.parser.error("give entry names or --all, not both")
     return list_entries() if getattr(args, "all", False) or not args.entries else [get_entry(e) for e in args.entries]
 
 
@@ -614,7 +629,7 @@ def cmd_pretrained_download(args):
     from mimokd.pretrained.storage import cache_dir_path, check_file, download_entry
 
     if not args.entries and not args.all:
-        raise ValueError("name the entries to download (`mimokd pretrained list`), or pass --all")
+        args.parser.error("name the entries to download (`mimokd pretrained list`), or pass --all")
     entries = _entries_arg(args)
     if not entries:
         print("No pretrained weights are registered yet; nothing to download.")
@@ -714,7 +729,7 @@ def _models_to_export(args):
             models.append((Path(c).parent.name if Path(c).stem in ("best", "final") else Path(c).stem, model))
         return models
     if not args.models:
-        raise ValueError("Give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
+        args.parser.error("give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
     return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models for cr in args.cr]
 
 
@@ -801,7 +816,7 @@ def cmd_compress(args):
     from mimokd.zoo import ComposedAutoencoder
 
     if not args.prune and not args.qat:
-        raise ValueError("Nothing to do: give --prune SPARSITY and/or --qat")
+        args.parser.error("nothing to do: give --prune SPARSITY and/or --qat")
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     model = load_checkpoint(args.checkpoint)
     train, check = _load(args, "train"), _load(args, "test")
@@ -880,8 +895,8 @@ def build_parser():
         "Start with `mimokd pipeline`: it generates COST2100-like CSI, loads a pretrained teacher, "
         "distills a student from it and evaluates both, in a few minutes on a laptop CPU, no download.",
         epilog="Run `mimokd <command> --help` for a command's options. Results go to stdout, progress to "
-        "stderr; exit status 2 is a usage or input error, 3 an artifact out of tolerance, "
-        f"{INTERNAL_ERROR} an internal error.",
+        "stderr; exit status 1 is a failed run (one error line), 2 a usage error, 3 an artifact out of "
+        f"tolerance, {INTERNAL_ERROR} an internal error (--debug: its traceback).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     verbosity = parser.add_mutually_exclusive_group()
@@ -889,7 +904,9 @@ def build_parser():
                            help="warnings and errors only: no progress lines or bars (results still print)")
     verbosity.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
                            help="debug lines, TensorFlow's own log, and the traceback of an internal error")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    parser.add_argument("--debug", action="store_true",
+                        help="as --verbose, and the traceback of every error (a failed run's too)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command", parser_class=_CommandParser)
 
     p = sub.add_parser(
         "pipeline",
@@ -1291,7 +1308,9 @@ def _one_line(err, limit=300):
 def main(argv=None):
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status (module docstring)."""
     undo_quiet = _quiet_tensorflow()  # first: `experiment --help` imports TensorFlow
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a usage error exits here with status 2
+    if args.debug:
+        args.verbosity = 1
     if args.verbosity > 0:
         undo_quiet()
     _configure_output(args.verbosity)
@@ -1299,23 +1318,28 @@ def main(argv=None):
     try:
         status = args.func(args) or 0  # a command may return an exit status (pretrained verify: 1)
     except (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError,
-            NotADirectoryError) as err:  # the user's input or paths: one line (naming the path), no traceback
-        logger.error("%s", err)
-        return 2
+            NotADirectoryError) as err:  # the user's input, data or paths: one line (naming the path)
+        _log_error(args, "%s", err)
+        return FAILED
     except KeyboardInterrupt:
         logger.error("interrupted (a run directory resumes where it stopped when the command is repeated)")
         return 130
     except Exception as err:
         if type(err).__name__ == "ParityError":  # an artifact out of tolerance (export, report, compress)
-            logger.error("%s", err)
-            return 3
+            _log_error(args, "%s", err)
+            return PARITY_FAILED
         if args.verbosity > 0:
             logger.error("internal error:\n%s", traceback.format_exc().rstrip())
         else:
-            logger.error("internal error: %s (rerun with --verbose for the traceback)", _one_line(err))
+            logger.error("internal error: %s (rerun with --debug for the traceback)", _one_line(err))
         return INTERNAL_ERROR
     logger.info("done in %.1f s", time.perf_counter() - start)
     return status
+
+
+def _log_error(args, message, *values):
+    """Log the error being handled as one ``error:`` line, followed by its traceback under ``--debug``."""
+    logger.error(message, *values, exc_info=args.debug)
 
 
 if __name__ == "__main__":
