@@ -331,7 +331,14 @@ def save_hf(path, hf, *, key="HF_all"):
     return _savemat(path, {key: _check_hf(hf, hf.shape[0])})
 
 
+# The 116-byte text at the start of a MAT 5 file. scipy writes the creation time there; a fixed text
+# makes the bytes (and so the sha256 a dataset manifest records) depend on the data alone.
+MAT_HEADER = b"MATLAB 5.0 MAT-file, written by mimokd".ljust(116)
+
+
 def _savemat(path, variables):
     with atomic_path(path) as temporary, open(temporary, "wb") as f:
         scipy.io.savemat(f, variables, format="5")
+        f.seek(0)
+        f.write(MAT_HEADER)
     return path

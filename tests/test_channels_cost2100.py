@@ -238,3 +238,17 @@ def test_matlab_v73_files_are_read_through_h5py(tmp_path):
 
 def test_module_constants_match_the_public_dataset():
     assert cost2100.COST2100_SPLITS == {"train": 100_000, "val": 30_000, "test": 20_000}
+
+
+def test_a_saved_file_depends_on_the_data_alone_not_on_the_time(tmp_path, monkeypatch):
+    import time
+
+    from mimokd.channels.cost2100 import MAT_HEADER, load_cost2100, save_cost2100
+
+    csi = np.random.default_rng(0).random((3, 2, 32, 32), dtype=np.float32)
+    files = []
+    for when in ("Mon Dec  7 01:00:00 2026", "Tue Dec  8 02:00:01 2026"):  # scipy writes time.asctime()
+        monkeypatch.setattr(time, "asctime", lambda when=when: when)
+        files.append(save_cost2100(tmp_path / f"{len(files)}.mat", csi))
+    assert files[0].read_bytes() == files[1].read_bytes() and files[0].read_bytes()[:116] == MAT_HEADER
+    np.testing.assert_array_equal(load_cost2100(files[0]), csi)
