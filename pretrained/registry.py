@@ -254,6 +254,36 @@ ENTRIES = (
             test_split='cost2100-indoor test, seed 0, drops 0..19999',
         ),
     ),
+    PretrainedEntry(
+        model='crnet_se',
+        cr=4,
+        dataset='cost2100-indoor',
+        file='crnet_se-cr4-cost2100-indoor.weights.h5',
+        sha256='ca9a3fcdbe4be618cbe209a61162a412c4629e1a34361557522ab19062b6f08d',
+        size=8561592,
+        recipe=Recipe(
+            data='cost2100-indoor',
+            data_seed=0,
+            train_samples=100000,
+            epochs=2,
+            batch_size=50,
+            schedule='encoder KD (Cui et al. eq. 11): 2 epochs of codeword MSE to the teacher, Adam, warm-up cosine 2e-3 -> 5e-5 (3% warm-up); then 1 epoch(s) fine-tuning the student encoder + teacher decoder on MSE at a tenth of those rates',
+            method='encoder-kd',
+            teacher='crnet_cui-cr4-cost2100-indoor',
+            val_samples=10000,
+            commit='22fbf4a',
+            machine="this repo's 2-core CPU (TensorFlow, XLA), 12 min shared with other jobs; Cui et al. train 300+ epochs",
+            notes='A CPU-budget entry: 2 + 1 epochs at batch 50 (distillation epochs 2 min each, the fine-tuning epoch 7.5 min). Its teacher scores -9.27 dB. Cui et al. report CRNet-SE at 1/16 and 1/32 on 3GPP data only.',
+        ),
+        metrics=Metrics(
+            nmse_db=-8.3592,
+            nmse_db_per_batch=-8.3635,
+            rho=0.93017,
+            test_samples=20000,
+            test_split='cost2100-indoor test, seed 0, drops 0..19999',
+        ),
+        dtype='float32',
+    ),
 )
 
 
