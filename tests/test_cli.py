@@ -168,3 +168,13 @@ def test_experiment_help_lists_every_experiment(capsys):
     out = capsys.readouterr().out
     names = list(cli._experiment_titles())
     assert len(names) == 20 and all(f"\n{name} " in out for name in names)
+
+
+def test_a_library_basicconfig_does_not_print_each_line_twice():
+    # tf2onnx calls logging.basicConfig() on export; the CLI's handler on the root logger makes it a
+    # no-op, so a `mimokd` line is printed once, and other libraries' warnings still show
+    code = ("import logging; from mimokd import cli; cli._configure_output(0); logging.basicConfig(); "
+            "logging.getLogger('mimokd.x').info('progress line'); logging.getLogger('other').info('chatter'); "
+            "logging.getLogger('other').warning('a warning')")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert err.splitlines() == ["progress line", "warning: a warning"]

@@ -77,7 +77,17 @@ logger = logging.getLogger("mimokd.cli")  # not __name__: `python -m mimokd.cli`
 
 
 class _StderrHandler(logging.StreamHandler):
-    """A ``StreamHandler`` on whatever ``sys.stderr`` is when a record is emitted (tests replace it)."""
+    """A ``StreamHandler`` on whatever ``sys.stderr`` is when a record is emitted (tests replace it).
+
+    It sits on the root logger and passes ``mimokd`` records at every level and other libraries'
+    warnings and errors. Being the root's handler, it also makes a library's later
+    ``logging.basicConfig()`` a no-op (tf2onnx calls it on export), which would otherwise print
+    every ``mimokd`` line a second time as ``INFO:mimokd...``.
+    """
+
+    def filter(self, record):
+        return (record.name == "mimokd" or record.name.startswith("mimokd.")
+                or record.levelno >= logging.WARNING) and super().filter(record)
 
     @property
     def stream(self):
@@ -102,12 +112,12 @@ def _configure_output(verbosity):
     Below verbose, TensorFlow's and absl's Python loggers keep only errors; quiet also turns off
     Keras' progress bars and tqdm's. The handler is added once (tests call :func:`main` repeatedly).
     """
-    root = logging.getLogger("mimokd")
+    root = logging.getLogger()
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(_Formatter("%(message)s"))
         root.addHandler(handler)
-    root.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
+    logging.getLogger("mimokd").setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
     if verbosity < 1:
         from absl import logging as absl_logging  # a Keras dependency; its own logger class, so its own call
 
