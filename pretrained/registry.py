@@ -284,6 +284,35 @@ ENTRIES = (
         ),
         dtype='float32',
     ),
+    PretrainedEntry(
+        model='csinet',
+        cr=4,
+        dataset='cost2100-indoor',
+        file='csinet-cr4-cost2100-indoor.weights.h5',
+        sha256='fa3cdbeb59cf37526f817657cadc31838bcf6013c6587bb50dfc64f69b575c14',
+        size=4306872,
+        recipe=Recipe(
+            data='cost2100-indoor',
+            data_seed=0,
+            train_samples=100000,
+            epochs=2,
+            batch_size=50,
+            schedule='Adam, warm-up cosine 2e-3 -> 5e-5 (3% warm-up), MSE',
+            val_samples=10000,
+            commit='f4e57af',
+            machine="this repo's 2-core CPU (TensorFlow, XLA), 10 min shared with other jobs; Wen et al. train 1000 epochs",
+            notes='A CPU-budget entry: 2 epochs (4,000 steps at batch 50), still improving when stopped (val -2.8 -> -5.1 dB over the last epoch).',
+        ),
+        metrics=Metrics(
+            nmse_db=-5.0695,
+            nmse_db_per_batch=-5.071,
+            rho=0.84421,
+            test_samples=20000,
+            test_split='cost2100-indoor test, seed 0, drops 0..19999',
+            paper_nmse_db=-17.36,
+            paper_source='Wen et al. 2018 (CsiNet), indoor',
+        ),
+    ),
 )
 
 
