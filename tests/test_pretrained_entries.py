@@ -16,13 +16,13 @@ from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
 pytestmark = pytest.mark.slow
-test_split = functools.cache(split_samples)  # entries of one dataset share its fixed test split
+fixed_test_split = functools.cache(split_samples)  # entries of one dataset share its fixed test split
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
 def test_entry_figures_are_measured_from_the_stored_file(entry):
     model = create_model(entry.model, cr=entry.cr, weights=entry.dataset)
-    test = test_split(entry.dataset, "test", entry.metrics.test_samples, entry.recipe.data_seed)
+    test = fixed_test_split(entry.dataset, "test", entry.metrics.test_samples, entry.recipe.data_seed)
     measured = evaluate_autoencoder(model, test["HT"], hf=test["HF"])
     assert measured["nmse_db"] == pytest.approx(entry.metrics.nmse_db, abs=0.01)
     assert measured["nmse_db_per_batch"] == pytest.approx(entry.metrics.nmse_db_per_batch, abs=0.01)
