@@ -1120,7 +1120,8 @@ def build_parser():
         p.add_argument(f"--{option}", type=positive_int, default=None, help="override the scale's value")
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
     p.add_argument("--iterations", type=positive_int, default=None, help="kong-fig*: training iterations per DNN")
-    p.add_argument("--width", type=positive_float, default=None, help="kong-fig*, zhang-*: factor on the paper's layer widths")
+    p.add_argument("--width", type=positive_float, default=None,
+                   help="kong-fig*, zhang-*: factor on the paper's layer widths")
     _add_list_arg(p, "--powers", finite_float, default=None, metavar="P",
                   help="kong-fig2/3: P values in dB; zhang-*: the one power (SNR dB; dBm for fig6-8), "
                   "zhang-fig7: the test powers in dBm")

@@ -185,7 +185,8 @@ def run_pipeline(
         fit_autoencoder(name, csi["train"], csi["val"], out_dir=run_dir, config=config, strategy=strategy, cr=cr)
         models[role] = keras.saving.load_model(run_dir / "best.keras")
         report(role, name, models[role], run_dir / "log.csv", paper_role=role)
-    if pretrained and _entry_or_none(student, cr, data) is not None:  # the student's own pretrained weights, for comparison
+    # the student's own pretrained weights, for comparison
+    if pretrained and _entry_or_none(student, cr, data) is not None:
         report("student (pretrained)", student,
                create_model(student, cr=cr, weights=data, weights_dir=weights_dir), paper_role="student")
 
