@@ -1,9 +1,11 @@
 """COST 2100 port speed: samples per second of the numpy model, single process, per scenario.
 
-One sample = one drop (:func:`mimokd.channels.cost2100_model.generate_drops`), its 32-antenna x
-1024-subcarrier frequency response (:func:`~mimokd.channels.cost2100_model.frequency_response`,
-azimuth-only steering as the reference's array helpers) and its truncation to the 32 x 32
-angular-delay matrix (:func:`mimokd.channels.transforms.to_angular_delay`). Each stage is timed on
+One sample = one drop (:func:`mimokd.channels.cost2100_model.generate_drops`) and its 32 x 32
+angular-delay matrix (azimuth-only steering as the reference's array helpers), computed two ways: in
+closed form (:func:`~mimokd.channels.cost2100_model.angular_delay_response`, the dataset generator's
+path) and through the 32-antenna x 1024-subcarrier frequency response
+(:func:`~mimokd.channels.cost2100_model.frequency_response`) truncated by
+:func:`mimokd.channels.transforms.to_angular_delay`. Each stage is timed on
 its own (best of ``--repeats``); the table also gives the Octave reference's measured seconds per
 drop, read from the reference fixture's metadata (the ``cost2100(...)`` call only, no antenna
 array; measured on a loaded 2-core machine, see tools/cost2100_reference/README.md). Octave is not
@@ -44,8 +46,12 @@ def measure(name, n, repeats, seed=0):
     drops, t_gen = _best_time(lambda: cm.generate_drops(name, n, seed), repeats)
     h, t_freq = _best_time(lambda: cm.frequency_response(drops, 32, 1024, include_elevation=False), repeats)
     ad, t_ad = _best_time(lambda: to_angular_delay(h, 32), repeats)
+    closed, t_closed = _best_time(lambda: cm.angular_delay_response(drops, 32, 32, 1024, include_elevation=False),
+                                  repeats)
     assert ad.shape == (n, 32, 32) and np.all(np.isfinite(ad))
-    return {"generate": t_gen, "response": t_freq, "angular_delay": t_ad, "mpc": float(drops.n_mpc.mean())}
+    error = float(np.abs(closed - ad).max() / np.abs(ad).max())
+    return {"generate": t_gen, "response": t_freq, "angular_delay": t_ad, "closed": t_closed, "error": error,
+            "mpc": float(drops.n_mpc.mean())}
 
 
 def reference_seconds_per_drop():
@@ -69,18 +75,22 @@ def main():
           f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; numpy {np.__version__}; single process")
     reference = reference_seconds_per_drop()
     header = (f"{'scenario':24s} {'drops':>6s} {'MPCs':>6s} {'drops/s':>9s} {'H/s':>8s} {'AD/s':>9s} "
-              f"{'samples/s':>10s} {'Octave s/drop':>14s} {'speed-up':>9s}")
+              f"{'closed/s':>9s} {'samples/s':>10s} {'(via H)':>8s} {'Octave s/drop':>14s} {'speed-up':>9s} "
+              f"{'closed err':>10s}")
     print(header)
     for name in cm.SCENARIOS:
         n = args.indoor_drops if name.startswith("indoor") else args.outdoor_drops
         t = measure(name, n, args.repeats)
-        total = t["generate"] + t["response"] + t["angular_delay"]
+        via_h = t["generate"] + t["response"] + t["angular_delay"]
+        total = t["generate"] + t["closed"]
         print(f"{name:24s} {n:6d} {t['mpc']:6.0f} {n / t['generate']:9.0f} {n / t['response']:8.0f} "
-              f"{n / t['angular_delay']:9.0f} {n / total:10.0f} {reference[name]:14.2f} "
-              f"{reference[name] * n / total:8.0f}x")
-    print("drops/s: generate_drops; H/s: 32 x 1024 frequency_response; AD/s: to_angular_delay (32 taps); "
-          "samples/s: all three. Octave: mean s/drop of the reference's cost2100(...) call (MPCs only) from "
-          "the fixture metadata; speed-up = samples/s x Octave s/drop.")
+              f"{n / t['angular_delay']:9.0f} {n / t['closed']:9.0f} {n / total:10.0f} {n / via_h:8.0f} "
+              f"{reference[name]:14.2f} {reference[name] * n / total:8.0f}x {t['error']:10.1e}")
+    print("drops/s: generate_drops; H/s: 32 x 1024 frequency_response; AD/s: to_angular_delay (32 taps) of it; "
+          "closed/s: angular_delay_response (the same 32 taps in closed form, the generator's path); samples/s: "
+          "generate_drops + closed form (via H: generate_drops + H + AD, the path before). Octave: mean s/drop of "
+          "the reference's cost2100(...) call (MPCs only) from the fixture metadata; speed-up = samples/s x Octave "
+          "s/drop. closed err: max |closed - AD| / max |AD| (float32 round-off is about 1e-7).")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mimokd.channels.layout import NUM_ANTENNAS, NUM_DELAY_TAPS
-from mimokd.channels.transforms import complex_to_csi, peak_scale
+from mimokd.channels.transforms import angular_delay_of_paths, complex_to_csi, peak_scale
 
 # Samples drawn from one random generator: block b uses SeedSequence(seed, spawn_key=(scenario, b)).
 # Fixed, so that a sample depends only on (seed, scenario, its index), never on how many are asked for.
 _BLOCK = 1000
-# |w| below this (in bins) counts as the removable singularity w = 0 of the Dirichlet kernel.
-_SINGULAR = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,38 +255,13 @@ def paths_to_frequency(paths, config):
     return np.einsum("bpt,bpn->btn", steering, subcarrier_gains)  # eq. (1)
 
 
-def _dirichlet_ratio(w, sin_pi_w, n):
-    """``sin(pi w) / sin(pi w / n)`` for float32 ``w`` in ``(-n, n)``, with its limit ``n`` at ``w = 0``.
-
-    ``sin_pi_w`` (float32, the shape of ``w``) is ``sin(pi w)``, which the caller computes separably:
-    one sine per path, a sign per bin / tap.
-    """
-    den = np.sin(w * np.float32(np.pi / n))
-    singular = np.abs(w) < _SINGULAR
-    any_singular = bool(singular.any())
-    if any_singular:
-        den[singular] = 1.0
-    ratio = np.divide(sin_pi_w, den, out=den)
-    if any_singular:
-        ratio[singular] = n
-    return ratio
-
-
 def paths_to_angular_delay(paths, config):
     """The truncated angular-delay matrix of eq. (4) for :class:`Paths`, in closed form.
 
     Equal (to float32 precision) to ``to_angular_delay(paths_to_frequency(paths, config),
-    config.num_delay_taps)``, without building the frequency response: with
-    ``z_p = Nt (d / lambda) sin theta_p`` and ``u_p = tau_p * bandwidth``,
-
-    ``H[k, m] = sum_p beta_p e^{j pi (Nt-1)(z_p-k)/Nt} sin(pi (z_p-k)) / sin(pi (z_p-k)/Nt)
-    e^{j pi (Nsub-1)(m-u_p)/Nsub} sin(pi (m-u_p)) / sin(pi (m-u_p)/Nsub) / sqrt(Nt Nsub)``.
-
-    The phases and the numerators separate into a factor per path and a factor per bin / tap, so each
-    element costs one float32 sine and a division; the sum over paths is a real matrix product.
-    ``z_p`` and ``u_p`` are rounded to float32 once (a shift of the path by about 1e-7 of its value)
-    and used consistently in every factor, so that the kernel stays exact near its removable
-    singularity.
+    config.num_delay_taps)``, without building the frequency response: the paths' spatial
+    frequencies ``(d / lambda) sin theta_p`` and delays ``tau_p * bandwidth`` (in taps) go through
+    :func:`mimokd.channels.transforms.angular_delay_of_paths`.
 
     Args:
         paths: :class:`Paths` with ``[batch, paths]`` arrays.
@@ -297,37 +270,9 @@ def paths_to_angular_delay(paths, config):
     Returns:
         complex64 ``[batch, num_antennas, num_delay_taps]`` = ``[batch, angle, delay]``.
     """
-    nt, nsub, taps = config.num_antennas, config.num_subcarriers, config.num_delay_taps
-    k = np.arange(nt, dtype=np.float32)
-    m = np.arange(taps, dtype=np.float32)
-    # Both kernels are periodic (period nt, nsub): reduce z, u so that w = z - k, m - u lie in (-n, n).
-    z = np.mod(nt * config.antenna_spacing * np.sin(paths.angles), nt).astype(np.float32)
-    u = np.mod(paths.delays * config.bandwidth_hz, nsub).astype(np.float32)
-    z64, u64 = z.astype(np.float64), u.astype(np.float64)
-
-    # sin(pi (z - k)) = (-1)^k sin(pi z);  sin(pi (m - u)) = -(-1)^m sin(pi u)  (mod 2 keeps pi * x accurate).
-    sign_k = np.where(np.arange(nt) % 2 == 0, 1.0, -1.0).astype(np.float32)
-    sign_m = np.where(np.arange(taps) % 2 == 0, -1.0, 1.0).astype(np.float32)
-    sin_z = np.sin(np.pi * np.mod(z64, 2.0)).astype(np.float32)
-    sin_u = np.sin(np.pi * np.mod(u64, 2.0)).astype(np.float32)
-    angular = _dirichlet_ratio(z[:, None, :] - k[:, None], sin_z[:, None, :] * sign_k[:, None], nt)  # [b, k, p]
-    delay = _dirichlet_ratio(m - u[:, :, None], sin_u[:, :, None] * sign_m, nsub)  # [b, p, m]
-
-    # Per-path phases e^{j pi (nt-1) z / nt} e^{-j pi (nsub-1) u / nsub} go with the gains ...
-    weights = paths.gains * np.exp(1j * np.pi * ((nt - 1) * z64 / nt - (nsub - 1) * u64 / nsub))
-    weights = weights / np.sqrt(nt * nsub)
-    stacked = np.empty((angular.shape[0], 2 * nt, angular.shape[2]), np.float32)
-    np.multiply(angular, weights.real[:, None, :], out=stacked[:, :nt], casting="same_kind")
-    np.multiply(angular, weights.imag[:, None, :], out=stacked[:, nt:], casting="same_kind")
-    summed = np.matmul(stacked, delay)  # [b, 2 nt, taps]: real and imaginary parts of the path sum
-    # ... and per-bin / per-tap phases e^{-j pi (nt-1) k / nt} e^{j pi (nsub-1) m / nsub} multiply after the sum.
-    outer = np.exp(1j * np.pi * ((nsub - 1) * np.arange(taps)[None, :] / nsub
-                                 - (nt - 1) * np.arange(nt)[:, None] / nt)).astype(np.complex64)
-    out = np.empty((summed.shape[0], nt, taps), np.complex64)
-    out.real = summed[:, :nt]
-    out.imag = summed[:, nt:]
-    out *= outer
-    return out
+    return angular_delay_of_paths(paths.gains, config.antenna_spacing * np.sin(paths.angles),
+                                  paths.delays * config.bandwidth_hz, config.num_antennas,
+                                  config.num_subcarriers, config.num_delay_taps)
 
 
 def _block_rng(seed, config, block):

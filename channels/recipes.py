@@ -228,25 +228,29 @@ def cost2100_drops(recipe, start, n, seed):
     return cost2100_model.generate_drops(recipe.scenario, n, seed, start=start, ue_positions=ues)
 
 
-def _cost2100_response(recipe, start, n, seed):
-    """Spatial-frequency CSI of drops ``start .. start + n - 1``: complex64 ``[n, 32, N_f]``."""
+def _cost2100_angular_delay(recipe, start, n, seed):
+    """Angular-delay CSI of drops ``start .. start + n - 1``, complex64 ``[n, 32, n_delay]``: the closed form of
+    :func:`~mimokd.channels.cost2100_model.angular_delay_response` (equal to ``to_angular_delay`` of the
+    drops' ``frequency_response``, 5-10 times faster outdoors)."""
     drops = cost2100_drops(recipe, start, n, seed)
     if recipe.timing == "first-path" and n:
         first = np.where(drops.gain != 0, drops.delay, np.inf).min(axis=1)
         drops = dataclasses.replace(drops, delay=drops.delay - first[:, None])
     if recipe.delay_offset:
         drops = dataclasses.replace(drops, delay=np.where(drops.gain != 0, drops.delay + recipe.delay_offset, 0.0))
-    return cost2100_model.frequency_response(
-        drops, n_subcarriers=recipe.n_subcarriers, bandwidth=recipe.bandwidth,
+    h = cost2100_model.angular_delay_response(
+        drops, recipe.n_delay, n_subcarriers=recipe.n_subcarriers, bandwidth=recipe.bandwidth,
         steering_sign=recipe.steering_sign, include_elevation=recipe.include_elevation)
+    return np.fft.fftshift(h, axes=1) if recipe.angle_order == "centered" else h
 
 
-def _tr38901_response(recipe, start, n, seed):
+def _tr38901_angular_delay(recipe, start, n, seed):
     overrides = {} if recipe.bandwidth is None else {"bandwidth_hz": recipe.bandwidth}
-    return tr38901.generate_frequency_response(recipe.scenario, n, seed, start=start, **overrides)
+    h = tr38901.generate_frequency_response(recipe.scenario, n, seed, start=start, **overrides)
+    return to_angular_delay(h, recipe.n_delay, recipe.angle_order)
 
 
-_RESPONSES = {"cost2100": _cost2100_response, "tr38901": _tr38901_response}
+_ANGULAR_DELAY = {"cost2100": _cost2100_angular_delay, "tr38901": _tr38901_angular_delay}
 
 
 def generate_samples(recipe, start, n, seed):
@@ -271,8 +275,7 @@ def generate_samples(recipe, start, n, seed):
         parts["HF"] = []
     for lo in range(start, start + n, CHUNK):
         count = min(CHUNK, start + n - lo)
-        h = _RESPONSES[recipe.model](recipe, lo, count, seed)
-        angular_delay = to_angular_delay(h, recipe.n_delay, recipe.angle_order)
+        angular_delay = _ANGULAR_DELAY[recipe.model](recipe, lo, count, seed)
         scale = peak_scale(angular_delay) if recipe.scaling == "peak" else recipe.scaling
         csi = complex_to_csi(angular_delay, scale)
         parts["HT"].append(csi)

@@ -119,6 +119,85 @@ def to_angular_delay(h_freq, n_delay=NUM_DELAY_TAPS, angle_order="dft"):
     return np.ascontiguousarray(delay[:, :, :n_delay]).astype(np.complex64)
 
 
+# |w| below this (in bins) counts as the removable singularity w = 0 of the Dirichlet kernel.
+_SINGULAR = 1e-6
+
+
+def _dirichlet(x, n, count):
+    """The Dirichlet kernel ``D_n(x_p - j) = sin(pi (x_p - j)) / sin(pi (x_p - j) / n)`` for ``j = 0 .. count - 1``.
+
+    Args:
+        x: float64 ``[batch, paths]`` in ``[-1/2, n - 1/2)``, so that ``x - j`` stays off the
+            singularities at ``+-n``; its removable singularity ``x = j`` gives the limit ``n``.
+        n: the kernel's length; count: ``<= n``.
+
+    Returns:
+        float64 ``[batch, paths, count]``. Per element one product pair and a division, no sine:
+        ``sin(pi (x - j)) = (-1)^j sin(pi x)`` and ``sin(pi (x - j) / n)`` expands by the angle
+        difference formula into one sine and cosine per path and per ``j``.
+    """
+    angle = np.pi * np.arange(count) / n
+    den = np.sin(np.pi * x / n)[..., None] * np.cos(angle) - np.cos(np.pi * x / n)[..., None] * np.sin(angle)
+    num = np.sin(np.pi * np.mod(x, 2.0))[..., None] * np.where(np.arange(count) % 2 == 0, 1.0, -1.0)
+    singular = np.abs(x[..., None] - np.arange(count)) < _SINGULAR
+    if singular.any():
+        den[singular] = 1.0
+        num[singular] = n
+    return np.divide(num, den, out=num)
+
+
+def angular_delay_of_paths(gains, spatial, delay_taps, num_antennas, num_subcarriers, num_delay_taps,
+                           first_frequency=0.0):
+    """The truncated angular-delay matrix of a sum of plane-wave paths, in closed form.
+
+    The paths' spatial-frequency channel is ``h[t, n] = sum_p g_p e^{j 2 pi s_p t}
+    e^{-j 2 pi (f0 + n / Nsub) u_p}`` (antenna ``t``, subcarrier ``n``; ``s_p`` the spatial frequency
+    ``(d / lambda) x`` of the steering vector, eq. (2) of Cui et al.; ``u_p = tau_p * bandwidth`` the
+    delay in taps; ``f0`` the first subcarrier's frequency in units of the bandwidth). This returns
+    ``to_angular_delay(h, num_delay_taps)`` (angle order ``"dft"``) without building ``h``: with
+    ``z_p = Nt s_p``,
+
+    ``H[k, m] = sum_p g_p e^{-j 2 pi f0 u_p} e^{j pi (Nt-1)(z_p-k)/Nt} sin(pi (z_p-k)) / sin(pi (z_p-k)/Nt)
+    e^{j pi (Nsub-1)(m-u_p)/Nsub} sin(pi (m-u_p)) / sin(pi (m-u_p)/Nsub) / sqrt(Nt Nsub)``.
+
+    The phases and the numerators separate into a factor per path and a factor per bin / tap, so each
+    element costs one sine and a division, and the sum over paths is a real matrix product:
+    ``O(P (Nt + taps) + Nt P taps)`` per sample instead of the ``O(Nt P Nsub)`` of ``h``. All in
+    float64: within 1e-7 of the peak of an exact float64 evaluation, as ``to_angular_delay`` of the
+    complex64 response (float32 kernels were 1e-4 off outdoors: a delay of hundreds of taps in
+    float32 moves by 1e-5 taps).
+
+    Args:
+        gains: complex ``[batch, paths]``; a padding path has gain 0.
+        spatial: float ``[batch, paths]``, ``s_p`` (finite).
+        delay_taps: float ``[batch, paths]``, ``u_p`` (finite).
+        num_antennas: ``Nt``; num_subcarriers: ``Nsub``; num_delay_taps: taps kept, ``<= Nsub``.
+        first_frequency: ``f0``, the frequency of subcarrier 0 divided by the bandwidth (0 when the
+            subcarriers start at baseband frequency 0).
+
+    Returns:
+        complex64 ``[batch, num_antennas, num_delay_taps]`` = ``[batch, angle, delay]``.
+    """
+    nt, nsub, taps = num_antennas, num_subcarriers, num_delay_taps
+    delay_taps = np.asarray(delay_taps, np.float64)
+    # The sums over antennas / subcarriers are periodic in z, u (periods nt, nsub): reduce into [-1/2, n - 1/2).
+    z = np.mod(nt * np.asarray(spatial, np.float64) + 0.5, nt) - 0.5
+    u = np.mod(delay_taps + 0.5, nsub) - 0.5
+    # Per-path phases e^{-j 2 pi f0 u} e^{j pi (nt-1) z / nt} e^{-j pi (nsub-1) u / nsub} go with the gains
+    # (f0 u of the unreduced delay: the carrier phase is not periodic in nsub) ...
+    carrier_cycles = np.mod(first_frequency * delay_taps, 1.0)
+    phases = (nt - 1) * z / nt - (nsub - 1) * u / nsub - 2.0 * carrier_cycles
+    weights = np.asarray(gains) * np.exp(1j * np.pi * phases)
+    weights = weights / np.sqrt(nt * nsub)
+    angular = np.swapaxes(_dirichlet(z, nt, nt), 1, 2)  # [b, k, p]
+    delay = _dirichlet(u, nsub, taps)  # [b, p, m]: D is even, D(m - u) = D(u - m)
+    real = np.matmul(angular, delay * weights.real[..., None])  # [b, k, m]
+    imag = np.matmul(angular, delay * weights.imag[..., None])
+    # ... and per-bin / per-tap phases e^{-j pi (nt-1) k / nt} e^{j pi (nsub-1) m / nsub} multiply after the sum.
+    outer = np.exp(1j * np.pi * ((nsub - 1) * np.arange(taps)[None, :] / nsub - (nt - 1) * np.arange(nt)[:, None] / nt))
+    return ((real + 1j * imag) * outer).astype(np.complex64)
+
+
 def peak_scale(h):
     """The per-sample scale that maps the largest ``|Re|`` / ``|Im|`` of each sample to 0 or 1.
 

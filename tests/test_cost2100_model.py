@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mimokd.channels import cost2100_model as cm
+from mimokd.channels.transforms import to_angular_delay
 
 ALL = list(cm.SCENARIOS)
 INDOOR, LOS, NLOS = "indoor_hall_5ghz", "semi_urban_300mhz_los", "semi_urban_300mhz_nlos"
@@ -176,6 +177,31 @@ def test_frequency_response_of_single_mpcs_is_closed_form(sign, spacing, axis, e
     steer = np.exp(-2j * np.pi * 0.5 * np.arange(n_t)[:, None] * np.cos(drops.eod[0, v]) * np.cos(drops.aod[0, v]))
     direct = (steer * drops.gain[0, v]) @ np.exp(-2j * np.pi * drops.delay[0, v][:, None] * f[None, :])
     np.testing.assert_allclose(full[0], direct, rtol=0, atol=1e-5 * np.abs(direct).max())
+
+
+@pytest.mark.parametrize("name, sign, axis, elevation", [(INDOOR, -1, "x", True), (NLOS, -1, "x", True),
+                                                         (LOS, 1, "y", False)])
+def test_angular_delay_response_is_the_truncated_transform_of_the_response(name, sign, axis, elevation):
+    """The closed form against an explicit float64 sum over MPCs, antennas and subcarriers, then the
+    orthonormal DFT over antennas and IDFT over subcarriers, and against to_angular_delay(frequency_response)."""
+    drops = cm.generate_drops(name, 3, 21)
+    n_t, n_f, taps = 16, 256, 24
+    sc = cm.SCENARIOS[name]
+    settings = dict(n_antennas=n_t, n_subcarriers=n_f, steering_sign=sign, array_axis=axis, include_elevation=elevation)
+    got = cm.angular_delay_response(drops, taps, chunk=2, **settings)  # chunk 2: drops of a chunk padded alike
+    f = cm.subcarrier_frequencies(n_f, sc.default_bandwidth, sc.carrier)
+    for i in range(3):
+        v = np.flatnonzero(drops.valid[i])
+        u = (np.cos if axis == "x" else np.sin)(drops.aod[i, v]) * (np.cos(drops.eod[i, v]) if elevation else 1.0)
+        steer = np.exp(sign * 2j * np.pi * 0.5 * np.arange(n_t)[:, None] * u)
+        h = (steer * drops.gain[i, v]) @ np.exp(-2j * np.pi * drops.delay[i, v][:, None] * f[None, :])
+        exact = np.fft.ifft(np.fft.fft(h, axis=0, norm="ortho"), axis=1, norm="ortho")[:, :taps]
+        assert got.dtype == np.complex64 and got.shape == (3, n_t, taps)
+        np.testing.assert_allclose(got[i], exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+    old = to_angular_delay(cm.frequency_response(drops, **settings), taps)
+    np.testing.assert_allclose(got, old, rtol=0, atol=1e-6 * np.abs(old).max())
+    with pytest.raises(ValueError, match=r"`n_delay` must be an int in \[1, n_subcarriers=256\]"):
+        cm.angular_delay_response(drops, 257, **settings)
 
 
 @pytest.mark.parametrize("name", ALL)
