@@ -34,6 +34,11 @@ and restores ``TF_USE_LEGACY_KERAS`` to its previous value, so ``import keras`` 
 stay Keras 3 and subprocesses do not inherit the flag. tfmot keeps its own reference to
 ``tf_keras`` and does not read the variable again.
 
+tfmot and ``tf_keras`` are the optional ``compress`` extra (``pip install "mimokd[compress]"``):
+they pin ``absl-py`` and tie each TensorFlow minor version to a ``tf_keras`` release, so the rest of
+mimokd does not depend on them. Without them, importing this module raises an ``ImportError`` that
+names the missing package and the pip command.
+
 Supported layer classes (exact classes, no subclasses): those of :data:`SUPPORTED_LAYERS`.
 ``BinarizedDense`` (BCRNet) is refused: see :func:`to_tf_keras`.
 
@@ -60,13 +65,31 @@ from mimokd.zoo.layers import BinarizedDense, ReZero
 logger = logging.getLogger(__name__)
 
 
+#: The ``compress`` extra: import name -> PyPI package (``pip install "mimokd[compress]"`` installs both).
+COMPRESS_PACKAGES = {"tensorflow_model_optimization": "tensorflow-model-optimization", "tf_keras": "tf_keras"}
+
+
 def _import_tfmot():
-    """Import tfmot bound to ``tf_keras`` while keeping ``tf.keras`` on Keras 3 (module docstring)."""
+    """Import tfmot bound to ``tf_keras`` while keeping ``tf.keras`` on Keras 3 (module docstring).
+
+    Raises:
+        ImportError: if ``tensorflow-model-optimization`` or ``tf_keras`` is not installed (they are
+            the optional ``compress`` extra), naming the missing package and the pip command.
+    """
     getattr(tf.keras, "version", None)  # resolve TensorFlow's lazy `tf.keras` before tfmot sets the flag
     previous = os.environ.get("TF_USE_LEGACY_KERAS")
     try:
         import tensorflow_model_optimization as tfmot
         import tf_keras
+    except ImportError as err:
+        if err.name not in COMPRESS_PACKAGES:  # an installed package that is broken: its own error
+            raise
+        raise ImportError(
+            f"Pruning and quantization-aware training (mimokd.export.compress, `mimokd compress`) need the "
+            f"optional package {COMPRESS_PACKAGES[err.name]}, which is not installed: "
+            f'pip install "mimokd[compress]" (in a checkout: pip install -e ".[compress]")',
+            name=err.name,
+        ) from None
     finally:
         if previous is None:
             os.environ.pop("TF_USE_LEGACY_KERAS", None)

@@ -1,5 +1,6 @@
 """The tf_keras bridge, tfmot pruning and quantization-aware training of the encoders (export.compress)."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -59,6 +60,71 @@ def test_tfmot_runs_on_tf_keras_and_the_process_stays_on_keras_3():
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+MISSING = [("tensorflow_model_optimization", "tensorflow-model-optimization"), ("tf_keras", "tf_keras")]
+
+
+@pytest.fixture
+def without(monkeypatch):
+    """``without(module)``: ``import module`` fails as if not installed, and ``mimokd.export.compress``
+    is imported afresh (both restored after the test)."""
+
+    def hide(module):
+        monkeypatch.setitem(sys.modules, module, None)
+        monkeypatch.delitem(sys.modules, "mimokd.export.compress")
+
+    return hide
+
+
+@pytest.mark.parametrize("module, package", MISSING)
+def test_without_the_compress_extra_the_import_names_the_package_and_pip(module, package, without):
+    without(module)
+    flag = os.environ.get("TF_USE_LEGACY_KERAS")
+    with pytest.raises(ImportError) as error:
+        importlib.import_module("mimokd.export.compress")
+    message = str(error.value)
+    assert f"optional package {package}, which is not installed" in message
+    assert 'pip install "mimokd[compress]"' in message and 'pip install -e ".[compress]"' in message
+    assert error.value.name == module
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == flag  # restored although the import failed
+
+
+@pytest.mark.parametrize("module, package", MISSING)
+def test_compress_command_without_the_extra_is_one_error_line_and_exit_1(module, package, without, tmp_path, capsys):
+    from mimokd.cli import FAILED, main
+
+    checkpoint = tmp_path / "model.keras"
+    checkpoint.write_bytes(b"not read: the missing package is reported first")
+    without(module)
+    assert main(["compress", "--checkpoint", str(checkpoint), "--prune", "0.5", "--out", str(tmp_path / "out")]) \
+        == FAILED
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert package in lines[0] and 'pip install "mimokd[compress]"' in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_other_module_imports_without_the_compress_extra():
+    """The main job and every command but ``compress`` need no tfmot: in a fresh process where neither
+    package can be imported, every module of mimokd but export.compress imports."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "sys.modules['tensorflow_model_optimization'] = sys.modules['tf_keras'] = None\n"
+        "import mimokd\n"
+        "names = [m.name for m in pkgutil.walk_packages(mimokd.__path__, 'mimokd.')]\n"
+        "for sub in ('zoo', 'train', 'export', 'pretrained', 'channels', 'classical', 'experiments'):\n"
+        "    package = importlib.import_module('mimokd.' + sub)\n"
+        "    names += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.')]\n"
+        "for name in names:\n"
+        "    if name != 'mimokd.export.compress':\n"
+        "        importlib.import_module(name)\n"
+        "print(len(names))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) > 50  # the walk found the modules (mimokd.pipeline among them)
 
 
 @pytest.mark.parametrize("name", ["crnet_se", "crnet_cui", "csinet"])

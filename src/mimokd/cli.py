@@ -816,7 +816,10 @@ def cmd_compress(args):
     import numpy as np
 
     from mimokd.export.artifacts import ENCODER, deployable_parts, part_inputs_and_score
-    from mimokd.export.compress import prune_encoder, quantization_aware_encoder
+    try:
+        from mimokd.export.compress import prune_encoder, quantization_aware_encoder
+    except ImportError as err:  # the optional `compress` extra is missing: its message names the package and pip
+        raise ValueError(str(err)) from None
     from mimokd.export.formats import FORMATS
     from mimokd.export.latency import measure_latency
     from mimokd.export.parity import ParityError, check_parity
@@ -1164,7 +1167,8 @@ def build_parser():
         description="Magnitude pruning (--prune) writes pruned.keras (pruned encoder + the same "
         "decoder; export it like any checkpoint); --qat writes encoder.qat-int8.tflite, checked "
         "like a tflite-int8 export. Both fine-tune on the MSE to the original encoder's codewords, "
-        "so the BS decoder needs no change. Writes compress.json.",
+        "so the BS decoder needs no change. Writes compress.json. Needs the optional compress extra "
+        '(tensorflow-model-optimization, tf_keras): pip install "mimokd[compress]".',
     )
     p.add_argument("--checkpoint", type=existing_file, required=True, help="a trained autoencoder .keras file")
     p.add_argument("--prune", type=sparsity, default=None, help="target sparsity of the pruned kernels, e.g. 0.5")
