@@ -8,7 +8,10 @@ writes ``encoder.savedmodel/``, ``encoder.onnx``, ``encoder.{f32,f16,int8w,int8}
 side) and the same for ``decoder`` (the BS side), loads each back in TensorFlow / onnxruntime /
 LiteRT, checks it against the Keras part (:func:`~mimokd.export.parity.check_parity`; the NMSE is
 that of the whole autoencoder with the artifact in place of its Keras part) and writes
-``manifest.json`` with every artifact's size and parity figures.
+``manifest.json`` with every artifact's size and parity figures. Kong et al.'s and Zhang et al.'s
+systems export the same way, their parts named after their networks (``receiver``,
+``transmitter``; ``csi_net``, ``power_net``, ``beamformer``: :mod:`mimokd.export.systems`), checked
+on the system's own inputs (pilots, uplink estimates) without an NMSE.
 
 The export is built in a temporary folder beside ``out_dir`` and swapped in whole
 (:func:`mimokd.fileio.atomic_dir`): a kill at any instant leaves either the complete old export or
@@ -40,28 +43,57 @@ class Part:
     """A deployable part of a model.
 
     Attributes:
-        name: ``"encoder"`` or ``"decoder"``; artifact files are named after it.
-        model: the Keras model of the part.
+        name: ``"encoder"``, ``"decoder"``, or a system's part (:mod:`mimokd.export.systems`);
+            artifact files are named after it.
+        model: the Keras model of the part, as trained (what the artifacts are checked against).
         endpoint: names of the signature and tensors in its artifacts.
         side: where it runs, ``"UE"`` or ``"BS"``.
+        kind: its key in :data:`~mimokd.export.formats.PART_FORMATS` (default ``name``).
+        exact: its outputs are discrete (bits) and checked exactly
+            (:func:`~mimokd.export.parity.check_parity`).
+        inference: the model written to the artifacts (default: ``model`` with its binarized
+            layers folded, :func:`~mimokd.export.packed.fold_binarized`).
     """
 
     name: str
     model: object
     endpoint: Endpoint
     side: str
+    kind: str = None
+    exact: bool = False
+    inference: object = None
+
+    def __post_init__(self):
+        if self.kind is None:
+            object.__setattr__(self, "kind", self.name)
+
+    @property
+    def formats(self):
+        """The part's default formats (:data:`~mimokd.export.formats.PART_FORMATS` of its kind)."""
+        return PART_FORMATS[self.kind]
+
+    def deployed(self):
+        """The Keras model that the artifacts hold (see ``inference``)."""
+        return fold_binarized(self.model) if self.inference is None else self.inference
 
 
 def deployable_parts(model):
-    """The deployable parts of a CSI model: ``{"encoder": Part, "decoder": Part}``.
+    """The deployable parts of a model: ``{"encoder": Part, "decoder": Part}`` of a CSI model, or
+    those of a Kong / Zhang system (:func:`~mimokd.export.systems.system_parts`).
 
     Args:
-        model: an autoencoder (CSI -> CSI, with ``.encoder`` / ``.decoder``), or a lone encoder
-            (CSI ``[batch, 2, H, W]`` -> codeword) or decoder (codeword -> CSI).
+        model: an autoencoder (CSI -> CSI, with ``.encoder`` / ``.decoder``), a lone encoder
+            (CSI ``[batch, 2, H, W]`` -> codeword) or decoder (codeword -> CSI), Kong et al.'s
+            :class:`~mimokd.train.joint.JointTrainer` or Zhang et al.'s
+            :class:`~mimokd.train.hybrid.HybridBeamformer`.
 
     Raises:
         ValueError: the model is none of these.
     """
+    from mimokd.export.systems import SYSTEMS, system_kind, system_parts
+
+    if system_kind(model):
+        return system_parts(model)
     if hasattr(model, "encoder") and hasattr(model, "decoder"):
         return {
             "encoder": Part("encoder", model.encoder, ENCODER, "UE"),
@@ -74,8 +106,22 @@ def deployable_parts(model):
         return {"decoder": Part("decoder", model, DECODER, "BS")}
     raise ValueError(
         "Expected a CSI autoencoder, encoder ([batch, 2, H, W] -> [batch, D]) or decoder "
-        f"([batch, D] -> [batch, 2, H, W]). Received a model {model.input_shape} -> {model.output_shape}"
+        f"([batch, D] -> [batch, 2, H, W]), or {', or '.join(SYSTEMS.values())}. Received a model "
+        f"{model.input_shape} -> {model.output_shape}"
     )
+
+
+def select_parts(available, parts):
+    """The part names ``parts`` (a name, names, or ``None`` for every part of ``available``) as a list.
+
+    Raises:
+        ValueError: a name that is not in ``available``, listing those that are.
+    """
+    parts = [parts] if isinstance(parts, str) else list(available) if parts is None else list(parts)
+    unknown = [p for p in parts if p not in available]
+    if unknown:
+        raise ValueError(f"Unknown part(s) {unknown}. This model has {list(available)}")
+    return parts
 
 
 def check_finite_weights(model, origin=None):
@@ -99,17 +145,16 @@ def check_finite_weights(model, origin=None):
                 "checkpoint, e.g. best.keras)")
 
 
-def check_replaceable(out_dir, extra=()):
+def check_replaceable(out_dir, extra=(), parts=("encoder", "decoder")):
     """Refuses an ``out_dir`` that is a file, or a folder holding anything but an export's files
-    (``manifest.json``, ``{encoder,decoder}{suffix}`` artifacts, and the names in ``extra``): it is
-    replaced whole."""
+    (``manifest.json``, ``{part}{suffix}`` artifacts of the ``parts`` names, and the names in
+    ``extra``): it is replaced whole."""
     from mimokd.export.formats import FORMATS
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file; expected an export folder (new, empty, or an export to replace)")
-    allowed = {"manifest.json", *extra} | {f"{part}{fmt.suffix}" for part in ("encoder", "decoder")
-                                           for fmt in FORMATS.values()}
+    allowed = {"manifest.json", *extra} | {f"{part}{fmt.suffix}" for part in parts for fmt in FORMATS.values()}
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in allowed) if out_dir.is_dir() else []
     if foreign:
         raise ValueError(f"{out_dir} holds files that are not an export's ({', '.join(foreign[:5])}"
@@ -126,18 +171,23 @@ def artifact_size(path):
 
 
 def part_inputs_and_score(model, part, csi):
-    """A part's check inputs and its NMSE score, from CSI ``[N, 2, H, W]``.
+    """A part's check inputs and its NMSE score, from the model's inputs: CSI ``[N, 2, H, W]`` (or a
+    system's, :func:`~mimokd.export.systems.part_inputs`, without a score).
 
     The encoder is scored through the model's Keras decoder, the decoder on the Keras encoder's
     codewords; a lone encoder has no score (``None``). ``csi=None`` gives ``(None, None)``.
 
     Returns:
-        ``(inputs, score)``: float32 ``[N, ...]`` and ``outputs -> NMSE dB`` or ``None``.
+        ``(inputs, score)``: float32 ``[N, ...]`` (a list for a part with several inputs) and
+        ``outputs -> NMSE dB`` or ``None``.
     """
+    from mimokd.export.systems import part_inputs, system_kind
     from mimokd.metrics import nmse_db
 
     if csi is None or len(csi) == 0:
         return None, None
+    if system_kind(model):
+        return part_inputs(model, part, csi), None
     csi = np.asarray(csi, dtype=np.float32)
     parts = deployable_parts(model)
     if part.name == "encoder":
@@ -160,8 +210,8 @@ def export_part(model, part, out_dir, formats, *, calibration, check, threads=No
     ``strict=False`` records a tolerance failure in the record's ``failure`` instead of raising
     (see :func:`~mimokd.export.parity.check_parity`).
 
-    Binarized layers are exported folded (:func:`~mimokd.export.packed.fold_binarized`); the
-    parity checks compare with the part as trained.
+    The artifacts hold :meth:`Part.deployed` (binarized layers folded, a receiver's hard sign); the
+    parity checks compare with the part as trained, exactly for an ``exact`` part.
 
     Returns:
         list of dicts, one per artifact: part, side, format, runtime, path, size_bytes and the
@@ -169,7 +219,7 @@ def export_part(model, part, out_dir, formats, *, calibration, check, threads=No
     """
     calibration_inputs, _ = part_inputs_and_score(model, part, calibration)
     check_inputs, score = part_inputs_and_score(model, part, check)
-    inference = fold_binarized(part.model)
+    inference = part.deployed()
     records = []
     for k, name in enumerate(formats, 1):
         fmt = get_format(name)
@@ -177,7 +227,7 @@ def export_part(model, part, out_dir, formats, *, calibration, check, threads=No
         logger.info("%s [%d/%d] %s: converting, then checking in %s", part.name, k, len(formats), name, fmt.runtime)
         write_artifact(inference, fmt, path, part.endpoint, calibration=calibration_inputs)
         runner = load_runner(path, fmt, part.endpoint, threads=threads)
-        parity = check_parity(part.model, runner, fmt, check_inputs, score=score, strict=strict)
+        parity = check_parity(part.model, runner, fmt, check_inputs, score=score, strict=strict, exact=part.exact)
         records.append(
             {
                 "part": part.name,
@@ -195,11 +245,14 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
 
     Args:
         model: an autoencoder or a lone encoder (a lone decoder is refused: its check inputs are
-            codewords, which only an encoder makes from CSI).
+            codewords, which only an encoder makes from CSI), or a Kong / Zhang system
+            (:mod:`mimokd.export.systems`).
         out_dir: folder for the artifacts and ``manifest.json``.
         calibration: CSI float32 ``[N, 2, H, W]`` representative of the deployment data, for
             the calibrated formats (``tflite-int8``, ``tflite-int16x8``: a few hundred training
-            samples; the decoder is calibrated on their codewords); ``None`` for the others.
+            samples; the decoder is calibrated on their codewords); ``None`` for the others. A
+            system's calibration and check inputs are its own (Kong: pilots ``[N, K, 2NL]``, Zhang:
+            uplink estimates ``[N, K, Nt, 2]``; :func:`~mimokd.export.systems.system_inputs`).
         check: CSI float32 ``[M, 2, H, W]`` held out, M >= 2, for the parity checks and NMSE.
         parts: part names (default: all the model has).
         formats: format names (default: each part's :data:`~mimokd.export.formats.PART_FORMATS`).
@@ -218,37 +271,38 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
 
     from mimokd.fileio import atomic_dir, write_json
 
+    from mimokd.export.systems import system_input_shape, system_kind
+
     check_finite_weights(model)
     available = deployable_parts(model)
-    if "encoder" not in available:
+    if not system_kind(model) and "encoder" not in available:
         raise ValueError(
             "A lone decoder cannot be checked: its check inputs are codewords, made from CSI by an "
             "encoder. Export the autoencoder (both parts) instead, e.g. a ComposedAutoencoder of "
             "its encoder and this decoder."
         )
-    parts = [parts] if isinstance(parts, str) else list(available) if parts is None else list(parts)
+    parts = select_parts(available, parts)
     formats = [formats] if isinstance(formats, str) else formats
-    unknown = [p for p in parts if p not in available]
-    if unknown:
-        raise ValueError(f"Unknown part(s) {unknown}. This model has {list(available)}")
-    calibrated = [f for p in parts for f in formats or PART_FORMATS[p] if get_format(f).calibrated]
+    expected = f"[M, {', '.join(map(str, system_input_shape(model)))}]" if system_kind(model) else "[M, 2, H, W]"
+    calibrated = [f for p in parts for f in formats or available[p].formats if get_format(f).calibrated]
     if calibrated and (calibration is None or len(calibration) == 0):
         raise ValueError(
             f"The formats {sorted(set(calibrated))} need representative inputs to calibrate the "
-            "activation ranges: pass `calibration`, CSI float32 [N, 2, H, W] (a few hundred "
-            "training samples)."
+            f"activation ranges: pass `calibration`, the model's inputs float32 {expected} (a few "
+            "hundred training samples)."
         )
     check = np.asarray(check, dtype=np.float32)
-    if check.ndim != 4 or len(check) < 2:
-        raise ValueError(f"`check` must be CSI [M >= 2, 2, H, W]. Received shape {check.shape}")
+    shape_ok = tuple(check.shape[1:]) == system_input_shape(model) if system_kind(model) else check.ndim == 4
+    if not shape_ok or len(check) < 2:
+        raise ValueError(f"`check` must be the model's inputs {expected}, M >= 2. Received shape {check.shape}")
     out_dir = Path(out_dir)
-    check_replaceable(out_dir)
+    check_replaceable(out_dir, parts=available)
     with atomic_dir(out_dir) as build:
         records = []
         try:
             for name in parts:
                 records += export_part(
-                    model, available[name], build, formats or PART_FORMATS[name],
+                    model, available[name], build, formats or available[name].formats,
                     calibration=calibration, check=check, threads=threads,
                 )
         except ParityError as error:

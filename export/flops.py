@@ -4,9 +4,19 @@ Per layer (BatchNorm and activations are ignored, as in both papers):
 
 - ``mults``: multiplications (Lu et al., Table I "mul"). Conv2D: ``H_out W_out C_in K_H K_W C_out``;
   Dense: ``L_in L_out``; a binarized dense (``sign(W) * alpha``) needs only additions for the
-  product with ``sign(W)`` and ``L_out`` multiplications by ``alpha``.
-- ``flops``: Cui et al. eq. (13) ``2 H_out W_out (C_in K_H K_W + 1) C_out`` for Conv2D and
-  eq. (14) ``(2 L_in - 1) L_out`` for Dense (binarized or not).
+  product with ``sign(W)`` and ``L_out`` multiplications by ``alpha``. Conv1D: ``b a C_in C_out``
+  for ``b`` output positions and kernel size ``a`` (Zhang et al. Sec. VII-B, ``a_l b c_(l-1) c_l``;
+  their Sec. VII-A counts ``M N`` for a dense layer, as here).
+- ``flops``: Cui et al. eq. (13) ``2 H_out W_out (C_in K_H K_W + 1) C_out`` for Conv2D (and its
+  one-dimensional form ``2 b (C_in a + 1) C_out`` for Conv1D) and eq. (14) ``(2 L_in - 1) L_out`` for
+  Dense (binarized or not). Eq. (14) is also Kong et al.'s convention: summed over the receiver's
+  layers ``2NL -> 40MN -> 30MN -> 20MN -> B`` it is their ``10MN(16LN + 360MN - 9) + B(40MN - 1)``
+  (Sec. IV).
+- A Dense layer applied at several positions (Zhang et al.'s per-user CSI-Net: one ``2 Nt -> 2 Nt``
+  network on each of the ``K`` users, input ``[batch, K, 2 Nt]``) counts its multiplications and
+  FLOPs once per position; its parameters once.
+- Closed-form layers without weights (the binarization's sign, Kong et al.'s column normalization,
+  Zhang et al.'s beamforming recovery) are not counted, as activations are not.
 - ``params``: the trainable-kind weights (kernels, biases, BatchNorm scale and offset; the BatchNorm
   moving statistics are buffers, not parameters, as in PyTorch's ``parameters()`` that the
   reference counts use);
@@ -23,6 +33,7 @@ counts the exported graph, where the kernel is folded once
 (:func:`mimokd.export.packed.fold_binarized`).
 """
 
+import math
 from dataclasses import asdict, dataclass
 
 import keras
@@ -62,13 +73,19 @@ def _layer_complexity(layer):
         mults = h_out * w_out * c_in * k_h * k_w * c_out
         flops = 2 * h_out * w_out * (c_in * k_h * k_w + 1) * c_out  # Cui et al. eq. (13)
         return Complexity(params, float(params), mults, flops)
+    if isinstance(layer, keras.layers.Conv1D):
+        k, c_in, c_out = layer.kernel.shape
+        b = layer.output.shape[1]
+        mults = b * k * c_in * c_out  # Zhang et al. Sec. VII-B
+        return Complexity(params, float(params), mults, 2 * b * (c_in * k + 1) * c_out)
     if isinstance(layer, keras.layers.Dense):
         l_in, l_out = layer.kernel.shape
-        flops = (2 * l_in - 1) * l_out  # Cui et al. eq. (14)
+        positions = math.prod(layer.output.shape[1:-1])  # 1 on [batch, L_in]
+        flops = positions * (2 * l_in - 1) * l_out  # Cui et al. eq. (14)
         if isinstance(layer, BinarizedDense):
             binary = l_in * l_out
-            return Complexity(params, params - binary + binary / 32, l_out, flops)
-        return Complexity(params, float(params), l_in * l_out, flops)
+            return Complexity(params, params - binary + binary / 32, positions * l_out, flops)
+        return Complexity(params, float(params), positions * l_in * l_out, flops)
     return Complexity(params, float(params), 0, 0)
 
 
@@ -94,7 +111,7 @@ def graph_flops(model):
     """FLOPs of one inference of ``model`` (batch 1) counted by TensorFlow's profiler on its graph.
 
     Args:
-        model: a built single-input ``keras.Model``.
+        model: a built functional ``keras.Model`` (one input or several).
 
     Returns:
         int, the profiler's ``total_float_ops``.
@@ -102,8 +119,9 @@ def graph_flops(model):
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    specs = [tf.TensorSpec((1, *x.shape[1:]), tf.float32) for x in model.inputs]
+    call = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
+    concrete = call.get_concrete_function(*specs)
     graph = convert_variables_to_constants_v2(concrete).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"

@@ -18,13 +18,21 @@ All artifacts take and return float32 in the part's public layout (``[batch, 2, 
 ``[batch, D]`` codewords); the int8 model quantizes its input and dequantizes its output inside
 the graph, so the caller's code does not change with the precision. The batch axis is dynamic in
 every format. The TFLite models are limited to LiteRT's builtin operators (no TensorFlow "flex"
-ops), so they run on the plain LiteRT interpreter of a device.
+ops), so they run on the plain LiteRT interpreter of a device. A part with several inputs (Kong et
+al.'s transmitter: ``feedback``, ``power_db``) keeps them as named inputs in every format.
 
 Measured on this project's CPU (README, "Export"): full-integer int8 keeps the UE encoders within
 about a dB but costs the BS decoders several dB (their small residual signals around the sigmoid
 do not survive 8-bit activations), and the 16x8 mode brings the decoder back within 0.2 dB at the
 price of XNNPACK acceleration. :data:`PART_FORMATS` therefore leaves ``tflite-int8`` out of a
-decoder's defaults; asking for it anyway runs the parity check, which then fails loudly.
+decoder's defaults; asking for it anyway runs the parity check, which then fails loudly. The same
+rule sets the defaults of Kong et al.'s and Zhang et al.'s networks (:mod:`mimokd.export.systems`),
+from what was measured on them (README, "Export"): a receiver's bits must be exact, and full-integer
+int8 flipped 6 of 24,000 bits of a paper-size receiver (float16 and int8 weights flipped none), so
+``tflite-int8`` is left out of its defaults; the TFLite converter has no 16x8 kernel for the
+receiver's sign (``GREATER_EQUAL``) nor for the transmitter's column norm (``SQUARE``), so
+``tflite-int16x8`` is left out of both; Zhang et al.'s beamformer (its recovery solves a complex
+``Nt x Nt`` system) converts to SavedModel only.
 """
 
 from dataclasses import dataclass
@@ -38,13 +46,21 @@ class Endpoint:
 
     Attributes:
         signature: SavedModel serving signature (also registered as ``serving_default``).
-        input_name: name of the input tensor (SavedModel, ONNX).
+        input_name: name of the input tensor (SavedModel, ONNX, the TFLite signature).
         output_name: name of the output tensor (SavedModel signature output key).
+        extra_inputs: names of further inputs, in the model's input order (Kong et al.'s
+            transmitter: ``("power_db",)``); such a part's inputs are a list of arrays.
     """
 
     signature: str
     input_name: str
     output_name: str
+    extra_inputs: tuple = ()
+
+    @property
+    def input_names(self):
+        """Every input's name, in the model's input order."""
+        return (self.input_name, *self.extra_inputs)
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,13 @@ FORMATS = {
 PART_FORMATS = {
     "encoder": tuple(FORMATS),
     "decoder": tuple(name for name in FORMATS if name != "tflite-int8"),
+    "receiver": tuple(name for name in FORMATS if name not in ("tflite-int8", "tflite-int16x8")),
+    "transmitter": tuple(name for name in FORMATS if name != "tflite-int16x8"),
+    "csi_net": tuple(FORMATS),
+    "power_net": tuple(FORMATS),
+    "beamformer": ("savedmodel",),
 }
-"""The default formats of each deployable part (see the module docstring for the decoder's)."""
+"""The default formats of each kind of deployable part (see the module docstring)."""
 
 
 def get_format(name):
@@ -101,31 +122,40 @@ def get_format(name):
     return FORMATS[name]
 
 
-def input_spec(model, endpoint):
-    """``tf.TensorSpec`` of the model's input with a dynamic batch axis, named by ``endpoint``."""
+def input_specs(model, endpoint):
+    """``tf.TensorSpec`` of each of the model's inputs with a dynamic batch axis, named by ``endpoint``
+    (a list, in the model's input order)."""
     import tensorflow as tf
 
-    return tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=endpoint.input_name)
+    return [tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=name)
+            for tensor, name in zip(model.inputs, endpoint.input_names, strict=True)]
 
 
-def _representative(calibration):
-    """The TFLite converter's calibration generator: one sample at a time, as float32."""
-    if calibration is None or len(calibration) == 0:
+def as_inputs(inputs):
+    """A part's inputs as a list of float32 arrays ``[N, ...]``: one array, or a list / tuple of them."""
+    inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    return [np.asarray(x, dtype=np.float32) for x in inputs]
+
+
+def _representative(calibration, endpoint):
+    """The TFLite converter's calibration generator: one sample at a time, as float32, fed by input
+    name (LiteRT orders a model's inputs by name, not as the model does)."""
+    if calibration is None or len(as_inputs(calibration)[0]) == 0:
         raise ValueError(
             "Full-integer quantization needs representative inputs to calibrate the activation "
             "ranges: pass `calibration`, float32 [N, ...] in the part's input layout (a few hundred "
             "samples of the dataset)."
         )
-    data = np.asarray(calibration, dtype=np.float32)
+    data = as_inputs(calibration)
 
     def generate():
-        for i in range(len(data)):
-            yield [data[i : i + 1]]
+        for i in range(len(data[0])):
+            yield {name: x[i : i + 1] for name, x in zip(endpoint.input_names, data)}
 
     return generate
 
 
-def _litert_options(name, calibration):
+def _litert_options(name, calibration, endpoint):
     """Converter options of each TFLite format (see the table in the module docstring)."""
     import tensorflow as tf
 
@@ -145,7 +175,7 @@ def _litert_options(name, calibration):
     }
     return {
         "optimizations": [tf.lite.Optimize.DEFAULT],
-        "representative_dataset": _representative(calibration),
+        "representative_dataset": _representative(calibration, endpoint),
         "target_spec": {"supported_ops": [integer_ops[name]]},
     }
 
@@ -154,11 +184,13 @@ def write_artifact(model, fmt, path, endpoint, calibration=None):
     """Export ``model`` to ``path`` in format ``fmt`` (written to a temporary path, then moved).
 
     Args:
-        model: a functional ``keras.Model`` with one input (e.g. ``autoencoder.encoder``).
+        model: a functional ``keras.Model`` (e.g. ``autoencoder.encoder``), with the inputs that
+            ``endpoint`` names.
         fmt: an :class:`ArtifactFormat` or its name.
         path: the artifact's file (a folder for ``savedmodel``); replaced only once complete.
         endpoint: the :class:`Endpoint` naming the signature and tensors.
-        calibration: float32 ``[N, ...]`` representative inputs, for ``tflite-int8``.
+        calibration: float32 ``[N, ...]`` representative inputs (a list of arrays for several
+            inputs), for the calibrated formats.
 
     Returns:
         ``pathlib.Path`` of the artifact.
@@ -170,23 +202,24 @@ def write_artifact(model, fmt, path, endpoint, calibration=None):
     from mimokd.fileio import atomic_dir, atomic_path
 
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
-    spec = input_spec(model, endpoint)
+    specs = input_specs(model, endpoint)
     path = Path(path)
     if fmt.name == "savedmodel":
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
             endpoint.signature,
-            lambda x: {endpoint.output_name: model(x, training=False)},
-            input_signature=[spec],
+            lambda *x: {endpoint.output_name: model(list(x) if len(x) > 1 else x[0], training=False)},
+            input_signature=specs,
         )
         with atomic_dir(path) as tmp:
             archive.write_out(str(tmp), verbose=False)
         return path
+    signature = specs if len(specs) == 1 else [specs]  # a multi-input model takes its inputs as one list
     with atomic_path(path) as tmp:
         if fmt.name == "onnx":
-            model.export(str(tmp), format="onnx", input_signature=[spec], verbose=False)
+            model.export(str(tmp), format="onnx", input_signature=signature, verbose=False)
         else:
-            options = _litert_options(fmt.name, calibration)
-            model.export(str(tmp), format="litert", input_signature=[spec], verbose=False, **options)
+            options = _litert_options(fmt.name, calibration, endpoint)
+            model.export(str(tmp), format="litert", input_signature=signature, verbose=False, **options)
     return path

@@ -8,11 +8,18 @@ Two checks per artifact, on a check batch of real inputs:
 2. Accuracy: when a ``score`` is given (the NMSE in dB of the whole autoencoder with the artifact
    in place of the Keras part), the rise of NMSE over the Keras model must not exceed the
    format's ``max_nmse_loss_db``.
+
+A part whose outputs are bits (Kong et al.'s receiver: feedback in {-1, +1}) is also checked
+``exact``: the sign of every output must be the Keras model's, whatever the format, and the count
+of flipped bits is recorded in ``mismatches``. The values keep check 1: float32 artifacts give
+±1 exactly, a full-integer one ±1 to one step of its 8-bit output scale (±0.996 for +1).
 """
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from mimokd.export.formats import as_inputs
 
 
 class ParityError(RuntimeError):
@@ -30,6 +37,8 @@ class Parity:
     nmse_db_keras: float | None = None
     nmse_db_artifact: float | None = None
     failure: str | None = None
+    mismatches: int | None = None
+    outputs: int | None = None
 
     @property
     def nmse_loss_db(self):
@@ -42,17 +51,20 @@ class Parity:
         return {**asdict(self), "nmse_loss_db": self.nmse_loss_db}
 
 
-def check_parity(model, runner, fmt, inputs, score=None, strict=True):
+def check_parity(model, runner, fmt, inputs, score=None, strict=True, exact=False):
     """Compare an artifact with its Keras model on ``inputs``; raise if it is out of tolerance.
 
     Args:
         model: the Keras part that was exported.
         runner: the artifact loaded by :func:`~mimokd.export.runtimes.load_runner`.
         fmt: its :class:`~mimokd.export.formats.ArtifactFormat`.
-        inputs: float32 ``[N, ...]`` check batch in the part's input layout (N >= 2).
+        inputs: float32 ``[N, ...]`` check batch in the part's input layout (N >= 2); a list of
+            such arrays for a part with several inputs.
         score: optional ``outputs [N, ...] -> NMSE (dB)`` of the whole autoencoder.
         strict: raise on a tolerance failure (export). ``False`` (the report, which measures)
             returns the figures with the message in ``failure``; the caller then fails at the end.
+        exact: the outputs are bits (``output >= 0``): a flipped bit is a failure, counted in
+            ``mismatches`` (of ``outputs`` bits, the full batch's), whatever the format.
 
     Returns:
         :class:`Parity`.
@@ -62,10 +74,10 @@ def check_parity(model, runner, fmt, inputs, score=None, strict=True):
             tolerance or NMSE lost beyond the format's budget (when ``strict``). The message names
             the artifact and the numbers.
     """
-    inputs = np.asarray(inputs, dtype=np.float32)
-    reference = np.asarray(model.predict(inputs, batch_size=256, verbose=0))
+    inputs = as_inputs(inputs)
+    reference = np.asarray(model.predict(inputs if len(inputs) > 1 else inputs[0], batch_size=256, verbose=0))
     outputs = runner(inputs)
-    single = runner(inputs[:1])
+    single = runner([x[:1] for x in inputs])
     where = f"{fmt.name} artifact {runner.path} ({runner.runtime})"
     for got, want in ((outputs, reference), (single, reference[:1])):
         if got.shape != want.shape:
@@ -76,9 +88,17 @@ def check_parity(model, runner, fmt, inputs, score=None, strict=True):
     allowed = fmt.rtol * float(np.max(np.abs(reference)))
     result = Parity(fmt.name, runner.runtime, diff, allowed)
     failures = []
+    if exact:
+        flipped = int(np.count_nonzero((outputs >= 0) != (reference >= 0)))
+        result.mismatches, result.outputs = flipped, int(reference.size)
+        if flipped or np.any((single >= 0) != (reference[:1] >= 0)):
+            failures.append(
+                f"flips {flipped} of {result.outputs} bits of the Keras model's on {len(reference)} inputs "
+                "(every bit must be exact)"
+            )
     if diff > allowed:
         failures.append(
-            f"differs from the Keras model by up to {diff:.3g} on {len(inputs)} inputs; "
+            f"differs from the Keras model by up to {diff:.3g} on {len(reference)} inputs; "
             f"the format allows {allowed:.3g} (rtol {fmt.rtol:g} of max|output|)"
         )
     if score is not None:

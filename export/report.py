@@ -1,4 +1,6 @@
-"""The deployment report: what each UE encoder costs and what accuracy each artifact keeps.
+"""The deployment report: what each UE encoder costs and what accuracy each artifact keeps; the same
+for each network of Kong et al.'s and Zhang et al.'s systems (:mod:`mimokd.export.systems`: no NMSE
+there; a receiver's bits are checked exactly, its flipped bits counted in the ``bits flipped`` column).
 
 For every model it gives, from :func:`report_model`:
 
@@ -22,11 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mimokd.export.artifacts import check_replaceable, deployable_parts, export_part
+from mimokd.export.artifacts import (
+    check_replaceable,
+    deployable_parts,
+    export_part,
+    part_inputs_and_score,
+    select_parts,
+)
 from mimokd.export.flops import count_complexity, graph_flops
-from mimokd.export.formats import PART_FORMATS, get_format
+from mimokd.export.formats import as_inputs, get_format
 from mimokd.export.latency import measure_latency
-from mimokd.export.packed import fold_binarized, write_packed
+from mimokd.export.packed import write_packed
 from mimokd.export.parity import ParityError
 from mimokd.export.runtimes import load_runner
 from mimokd.fileio import atomic_dir
@@ -55,6 +63,7 @@ ARTIFACT_COLUMNS = [
     ("nmse_db_artifact", "NMSE (dB)"),
     ("nmse_loss_db", "NMSE lost (dB)"),
     ("max_abs_diff", "max |Δ|"),
+    ("mismatches", "bits flipped"),
     ("parity", "parity"),
 ]
 
@@ -66,18 +75,20 @@ def _has_binarized(model):
     )
 
 
-def report_model(model, out_dir, *, calibration, check, parts=("encoder",), formats=None,
+def report_model(model, out_dir, *, calibration, check, parts=None, formats=None,
                  threads=1, warmup=100, runs=1000, label=None):
     """Export, check, time and count one model's parts.
 
     Args:
-        model: an autoencoder (or lone encoder / decoder, then without NMSE).
+        model: an autoencoder (or lone encoder / decoder, then without NMSE), or a Kong / Zhang
+            system (its ``calibration`` and ``check`` are the system's inputs, as for
+            :func:`~mimokd.export.artifacts.export_model`).
         out_dir: folder for this model's artifacts, replaced whole (as by
             :func:`~mimokd.export.artifacts.export_model`): built beside it and swapped in once every
             artifact is timed, so a failure or a kill leaves the old folder as it was.
         calibration: CSI ``[N, 2, H, W]`` for int8 calibration.
         check: CSI ``[M, 2, H, W]`` held out, for parity and NMSE.
-        parts: which parts (default the UE encoder).
+        parts: which parts (default the UE encoder; for a system, every part).
         formats: format names (default: each part's ``PART_FORMATS``).
         threads: intra-op threads of every runtime (1 = the single-thread figures).
         warmup, runs: untimed and timed single-sample calls per artifact.
@@ -91,29 +102,28 @@ def report_model(model, out_dir, *, calibration, check, parts=("encoder",), form
     """
     label = label or model.name
     available = deployable_parts(model)
+    parts = select_parts(available, parts or (["encoder"] if "encoder" in available else None))
     out_dir = Path(out_dir)
-    check_replaceable(out_dir, extra=[f"{name}.packed.npz" for name in parts])
+    check_replaceable(out_dir, extra=[f"{name}.packed.npz" for name in parts], parts=available)
     complexity_rows, artifact_rows = [], []
     with atomic_dir(out_dir) as build:  # built beside out_dir, swapped in whole once every part is timed
         for name in parts:
             part = available[name]
             counts = count_complexity(part.model)
             row = {"model": label, "part": name, **counts.as_dict()}
-            row["graph_flops"] = graph_flops(fold_binarized(part.model))
+            row["graph_flops"] = graph_flops(part.deployed())
             row["float_bytes"] = 4 * sum(int(np.prod(w.shape)) for w in part.model.weights)
             if _has_binarized(part.model):
                 row["packed_bytes"] = write_packed(part.model, build / f"{name}.packed.npz")
             complexity_rows.append(row)
-            sample = np.asarray(check[:1], dtype=np.float32)
-            if name == "decoder":
-                sample = np.asarray(available["encoder"].model.predict(sample, verbose=0))
+            sample = [x[:1] for x in as_inputs(part_inputs_and_score(model, part, check[:1])[0])]
             records = export_part(
-                model, part, build, formats or PART_FORMATS[name], calibration=calibration, check=check,
+                model, part, build, formats or part.formats, calibration=calibration, check=check,
                 threads=threads, strict=False,
             )
             for record in records:
                 runner = load_runner(record["path"], get_format(record["format"]), part.endpoint, threads=threads)
-                latency = measure_latency(runner, sample, warmup=warmup, runs=runs)
+                latency = measure_latency(runner, sample if len(sample) > 1 else sample[0], warmup=warmup, runs=runs)
                 artifact_rows.append(
                     {
                         "model": label,

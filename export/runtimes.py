@@ -1,7 +1,9 @@
 """Loading an exported artifact in its own runtime: TensorFlow, onnxruntime, the LiteRT interpreter.
 
 A runner is a callable ``runner(x) -> y`` on float32 numpy arrays with any batch size, so parity
-checks, NMSE and latency measurements treat the three runtimes alike.
+checks, NMSE and latency measurements treat the three runtimes alike; a part with several inputs
+(:class:`~mimokd.export.formats.Endpoint` ``extra_inputs``) takes them as a list, in its model's
+input order, and each runtime is fed them by name.
 
 Threads: onnxruntime and LiteRT take the thread count per session. TensorFlow's is process-wide
 and fixed once its runtime has started, so :func:`load_runner` sets it if it still can and
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mimokd.export.formats import get_format
+from mimokd.export.formats import as_inputs, get_format
 
 
 def set_tensorflow_threads(threads):
@@ -68,11 +70,12 @@ class TensorFlowRunner(Runner):
             )
         self._fn = self._loaded.signatures[endpoint.signature]
         super().__init__(path, set_tensorflow_threads(threads))
-        self._input, self._output = endpoint.input_name, endpoint.output_name
+        self._inputs, self._output = endpoint.input_names, endpoint.output_name
         self._constant = tf.constant
 
     def __call__(self, x):
-        return self._fn(**{self._input: self._constant(x)})[self._output].numpy()
+        feeds = {name: self._constant(value) for name, value in zip(self._inputs, as_inputs(x))}
+        return self._fn(**feeds)[self._output].numpy()
 
 
 class OnnxRunner(Runner):
@@ -80,7 +83,7 @@ class OnnxRunner(Runner):
 
     runtime = "onnxruntime"
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, endpoint, threads=None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -90,11 +93,12 @@ class OnnxRunner(Runner):
         self._session = onnxruntime.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )
-        self._input = self._session.get_inputs()[0].name
+        names = [i.name for i in self._session.get_inputs()]
+        self._inputs = names if len(names) == 1 else list(endpoint.input_names)
         super().__init__(path, threads or 0)
 
     def __call__(self, x):
-        return self._session.run(None, {self._input: x})[0]
+        return self._session.run(None, dict(zip(self._inputs, as_inputs(x))))[0]
 
 
 class LiteRTRunner(Runner):
@@ -102,23 +106,31 @@ class LiteRTRunner(Runner):
 
     runtime = "litert"
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, endpoint=None, threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
         self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
+        details = self._interpreter.get_input_details()
+        if len(details) > 1:  # LiteRT orders the inputs by name: find each as serving_default_<name>:0
+            by_name = {d["name"].removeprefix("serving_default_").split(":")[0]: d for d in details}
+            details = [by_name[name] for name in endpoint.input_names]
+        self._inputs = details
         self._output = self._interpreter.get_output_details()[0]["index"]
-        self._shape = tuple(int(n) for n in self._input["shape"])
+        self._shapes = [tuple(int(n) for n in d["shape"]) for d in details]
         super().__init__(path, threads or 0)
 
     def __call__(self, x):
         interpreter = self._interpreter
-        if x.shape != self._shape:  # get_input_details() per call would cost ~10 µs of Python
-            interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+        x = as_inputs(x)
+        shapes = [value.shape for value in x]
+        if shapes != self._shapes:  # get_input_details() per call would cost ~10 µs of Python
+            for detail, shape in zip(self._inputs, shapes):
+                interpreter.resize_tensor_input(detail["index"], list(shape))
             interpreter.allocate_tensors()
-            self._shape = x.shape
-        interpreter.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=self._input["dtype"]))
+            self._shapes = shapes
+        for detail, value in zip(self._inputs, x):
+            interpreter.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
         interpreter.invoke()
         return interpreter.get_tensor(self._output).copy()
 
@@ -145,5 +157,5 @@ def load_runner(path, fmt, endpoint, threads=None):
     if fmt.runtime == "tensorflow":
         return TensorFlowRunner(path, endpoint, threads)
     if fmt.runtime == "onnxruntime":
-        return OnnxRunner(path, threads)
-    return LiteRTRunner(path, threads)
+        return OnnxRunner(path, endpoint, threads)
+    return LiteRTRunner(path, endpoint, threads)

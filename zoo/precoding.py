@@ -30,6 +30,8 @@ Binarizations, selectable by name (:data:`BINARIZATIONS`):
 
 Receiver outputs: the deployable receiver outputs the bits only. Its pre-binarization output ``u``
 is :func:`receiver_logits` ``(receiver)``, a second model over the same layers (same weights).
+For deployment the binarization's inference form is :class:`HardSign` (``u -> sign(u)``, no
+straight-through arithmetic): see :func:`mimokd.export.systems.hard_receiver`.
 
 Examples:
     >>> system = KongSystem.build(num_users=4, num_tx=8, num_rx=2, pilot_length=8, bits=6)
@@ -110,6 +112,24 @@ class SigmoidSTE(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "initial_slope": self.initial_slope}
+
+
+@keras.saving.register_keras_serializable(package="mimokd")
+class HardSign(keras.layers.Layer):
+    """The inference form of every binarization: ``+1`` where ``u >= 0``, ``-1`` elsewhere (eq. 4).
+
+    The forward pass of :class:`TanhSTE` and :class:`SigmoidSTE` without their straight-through
+    terms (``sign(tanh(u)) = sign(u)``): the exported receiver computes its bits with a comparison and
+    a select: every runtime and precision keeps the bits exact given ``u``.
+
+    Input: float32 ``[batch, B]`` (``u``); output: float32 ``[batch, B]`` in {-1, +1}.
+    """
+
+    def call(self, inputs):
+        return _hard_sign(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 BINARIZATIONS = {"tanh-ste": TanhSTE, "sigmoid-ste": SigmoidSTE}
@@ -432,6 +452,7 @@ def _unique(models):
 
 __all__ = [
     "BINARIZATIONS",
+    "HardSign",
     "KongSystem",
     "SigmoidSTE",
     "TanhSTE",

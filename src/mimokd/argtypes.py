@@ -103,6 +103,13 @@ def existing_file(text):
     return text
 
 
+def existing_checkpoint(text):
+    """The path of a checkpoint file, or of a run directory that holds one (checked by its loader)."""
+    if not Path(text).exists():
+        raise InvalidValue(f"{text}: no such file")
+    return text
+
+
 def existing_dir(text):
     """The path of a folder that exists (an input: a dataset, offline weights), not a file."""
     path = Path(text)

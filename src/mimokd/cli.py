@@ -50,6 +50,7 @@ from mimokd.argtypes import (
     compression_ratio,
     csi_source,
     existing_dir,
+    existing_checkpoint,
     existing_file,
     finite_float,
     nonnegative_float,
@@ -723,30 +724,49 @@ def cmd_pretrained_verify(args):
 
 
 def _models_to_export(args):
-    """``[(label, model)]`` from ``--checkpoint`` files or from ``--models`` x ``--cr`` (untrained).
+    """``[(label, model, run_dir)]`` from ``--checkpoint`` files or run directories, or from ``--models``
+    x ``--cr`` (untrained). ``run_dir`` is that of a Kong / Zhang system (its inputs are drawn as its
+    run drew its data), else ``None``.
 
     A checkpoint whose weights hold NaN or Inf is refused here, naming the file and a layer.
     """
     from mimokd.export.artifacts import check_finite_weights
+    from mimokd.export.systems import SYSTEMS, load_system, resolve_checkpoint
     from mimokd.train.checkpoints import load_checkpoint
     from mimokd.zoo import create_model
 
     if args.checkpoint:
         models = []
         for c in args.checkpoint:
-            model = load_checkpoint(c, role=args.role)
+            c = resolve_checkpoint(c)
+            model, run_dir = load_system(c) or (None, None)
+            if model is None:
+                try:
+                    model = load_checkpoint(c, role=args.role)
+                except ValueError as error:
+                    raise ValueError(f"{error}; or {', or '.join(SYSTEMS.values())}") from None
+            label = c.parent.name if c.stem in ("best", "final") else c.stem
             check_finite_weights(model, f"checkpoint {c}")
-            models.append((Path(c).parent.name if Path(c).stem in ("best", "final") else Path(c).stem, model))
+            models.append((label, model, run_dir))
         return models
     if not args.models:
         args.parser.error("give the models to export: --checkpoint FILE (trained), or --models NAMES --cr RATIOS")
-    return [(f"{name}_cr{cr}", create_model(name, cr=cr)) for name in args.models for cr in args.cr]
+    return [(f"{name}_cr{cr}", create_model(name, cr=cr), None) for name in args.models for cr in args.cr]
 
 
-def _export_data(args):
-    """``(calibration, check)`` CSI: the first ``--calibration-samples`` of the training split, the test split."""
-    args.train_samples = args.calibration_samples
-    return _load(args, "train"), _load(args, "test")
+def _export_data(args, model, run_dir, cache):
+    """``(calibration, check)`` inputs of ``model``: CSI (the first ``--calibration-samples`` of the training
+    split, the test split; loaded once into ``cache``), or a Kong / Zhang system's own inputs, drawn as
+    its run drew its data (:func:`mimokd.export.systems.system_inputs`)."""
+    from mimokd.export.systems import system_inputs
+
+    if run_dir is not None:
+        return system_inputs(model, run_dir, calibration_samples=args.calibration_samples,
+                             check_samples=args.test_samples or 500)
+    if not cache:
+        args.train_samples = args.calibration_samples
+        cache.extend([_load(args, "train"), _load(args, "test")])
+    return tuple(cache)
 
 
 def cmd_export(args):
@@ -755,8 +775,9 @@ def cmd_export(args):
 
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
-    calibration, check = _export_data(args)
-    for k, (label, model) in enumerate(models, 1):
+    cache = []
+    for k, (label, model, run_dir) in enumerate(models, 1):
+        calibration, check = _export_data(args, model, run_dir, cache)
         out = Path(args.out) / label if args.checkpoint is None or len(args.checkpoint) > 1 else Path(args.out)
         logger.info("[%d/%d] %s: export and check %s", k, len(models), label,
                     ", ".join(args.formats or ["every format"]))
@@ -766,6 +787,8 @@ def cmd_export(args):
             nmse = ""
             if a["nmse_loss_db"] is not None:
                 nmse = f", NMSE {a['nmse_db_artifact']:.2f} dB ({a['nmse_loss_db']:+.3f})"
+            if a["mismatches"] is not None:
+                nmse = f", {a['mismatches']} of {a['outputs']:,} bits flipped"
             print(f"{a['path']}: {a['size_bytes']:,} B, max |diff| {a['max_abs_diff']:.2g} "
                   f"(allowed {a['allowed_abs_diff']:.2g}){nmse}")
         logger.info("wrote %s", out / "manifest.json")
@@ -781,20 +804,21 @@ def cmd_report(args):
 
     set_tensorflow_threads(args.threads)  # first: TensorFlow's pools are fixed once it starts
     models = _models_to_export(args)  # before the data: a broken checkpoint is named at once
-    calibration, check = _export_data(args)
-    complexity, artifacts = [], []
-    for k, (label, model) in enumerate(models, 1):
+    complexity, artifacts, cache = [], [], []
+    for k, (label, model, run_dir) in enumerate(models, 1):
+        calibration, check = _export_data(args, model, run_dir, cache)
         logger.info("[%d/%d] %s: export, check and time %s", k, len(models), label,
                     ", ".join(args.formats or ["every format"]))
         rows = report_model(model, Path(args.out) / label, calibration=calibration, check=check,
-                            parts=args.parts or ("encoder",), formats=args.formats, threads=args.threads,
+                            parts=args.parts, formats=args.formats, threads=args.threads,
                             warmup=args.warmup, runs=args.runs, label=label)
         complexity += rows[0]
         artifacts += rows[1]
+    data = ("each system's run (its config.json)" if all(run_dir for _, _, run_dir in models) else args.data)
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "threads": args.threads,
-        "data": f"{args.data}, {len(check)} test samples, {len(calibration)} calibration samples",
+        "data": f"{data}, {len(check)} test samples, {len(calibration)} calibration samples",
         "keras": keras.__version__,
         "latency": f"single sample, median / p90 of {args.runs} calls after {args.warmup} warm-up calls",
     }
@@ -880,16 +904,19 @@ def _add_export_args(parser, out, parts_default):
     from mimokd.export.formats import FORMATS
 
     source = parser.add_argument_group("what to export (one of)")
-    source.add_argument("--checkpoint", action="append", type=existing_file, default=None,
-                        help="a trained .keras file (repeat for several)")
+    source.add_argument("--checkpoint", action="append", type=existing_checkpoint, default=None,
+                        help="a trained .keras file, or the run directory of a Kong / Zhang experiment (its "
+                        "best.keras; the check inputs are drawn from its config.json); repeat for several")
     _add_list_arg(source, "--models", default=None, metavar="NAME",
                   help="zoo names, untrained, space- or comma-separated (e.g. crnet,crnet_se)")
     _add_list_arg(parser, "--cr", compression_ratio, default=[4], metavar="CR",
                   help="compression ratios for --models, space- or comma-separated (default: 4)")
     parser.add_argument("--role", default="autoencoder", choices=("autoencoder", "encoder", "decoder"),
                         help="what the checkpoint holds (default: autoencoder)")
-    _add_list_arg(parser, "--parts", valid=("encoder", "decoder"), default=None, metavar="PART",
-                  help=f"deployable parts, encoder and/or decoder (default: {parts_default})")
+    _add_list_arg(parser, "--parts", default=None, metavar="PART",
+                  help=f"deployable parts: encoder, decoder of a CSI model; receiver (receiver_0, ... when "
+                  f"per user), transmitter of a Kong run; csi_net, power_net, beamformer of a Zhang run "
+                  f"(default: {parts_default})")
     _add_list_arg(parser, "--formats", valid=list(FORMATS), default=None, metavar="FORMAT",
                   help=f"artifact formats: {', '.join(FORMATS)} (default: all; a decoder leaves out tflite-int8, "
                   "see README)")
