@@ -51,6 +51,11 @@ class RunState:
     best: float | None
     rows: list
 
+    @property
+    def files(self):
+        """The generation's two files: ``(epoch-NNNNN.json, epoch-NNNNN.weights.h5)``."""
+        return self.weights.with_name(f"{_stem(self.epoch)}.json"), self.weights
+
 
 def _seed_variables(trainer):
     """The trainer's variables that ``save_weights`` leaves out: the states of its random seed

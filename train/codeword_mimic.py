@@ -28,6 +28,7 @@ from keras import ops
 
 from mimokd.fileio import write_json
 from mimokd.metrics import NMSE
+from mimokd.train.distribute import require_tensorflow
 from mimokd.train.runs import fit_csi_run, model_record, read_log
 from mimokd.train.schedules import TwoStage, warmup_cosine
 from mimokd.train.vanilla import TrainConfig
@@ -133,6 +134,11 @@ class CodewordMimic(keras.Model):
         self.optimizer.build(self.student.trainable_variables)
         if self.encoder_optimizer is not None:
             self.encoder_optimizer.build(self.student.encoder.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, under the TensorFlow backend only (:data:`~mimokd.train.distribute.TENSORFLOW_ONLY`)."""
+        require_tensorflow("codeword-mimic")
+        return super().fit(*args, **kwargs)
 
     @property
     def metrics(self):

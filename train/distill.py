@@ -18,6 +18,10 @@ reloads as a whole. We supply the losses and the pairings:
 
 Tensor shapes: CSI ``[batch, 2, H, W]`` in [0, 1]; codewords ``[batch, 2HW / cr]``. Teacher and
 student must share the compression ratio (and so the codeword length) and the CSI geometry.
+
+All three train under the ``data-parallel`` strategy too (:mod:`mimokd.train.distribute`: build the
+teacher and student after joining the job); encoder KD's step 3 loads step 2's best encoder, which
+the chief wrote, on every process.
 """
 
 import math
@@ -27,6 +31,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from mimokd.train.distribute import files_from_chief
 from mimokd.train.runs import fit_csi_run, model_record
 from mimokd.train.vanilla import TrainConfig, compile_autoencoder
 from mimokd.zoo import ComposedAutoencoder, check_teacher
@@ -263,7 +268,8 @@ def fit_encoder_kd(
         verbose=verbose,
         overwrite=overwrite,
     )
-    best_encoder = keras.saving.load_model(out_dir / "distill" / "best.keras")
+    with files_from_chief([out_dir / "distill" / "best.keras"]) as (best_path,):  # data-parallel: every process
+        best_encoder = keras.saving.load_model(best_path)
 
     keras.utils.set_random_seed(finetune_config.seed)
     joined = ComposedAutoencoder.from_parts(best_encoder, teacher.decoder, name=f"{student.name}_enc_kd")

@@ -49,6 +49,7 @@ from mimokd.classical.mimo import (
     received_pilots,
 )
 from mimokd.classical.sum_rate import db_to_linear, sum_rate_np, sum_rate_tf
+from mimokd.train.distribute import require_tensorflow
 from mimokd.train.runs import fit_run
 from mimokd.zoo.precoding import KongSystem, SigmoidSTE, to_complex
 
@@ -186,6 +187,11 @@ class JointTrainer(keras.Model):
         # BackupAndRestore loads optimizer state into built optimizers only
         self.optimizer.build(self.main_variables)
         self.aux_optimizer.build(self.aux_variables)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, under the TensorFlow backend only (:data:`~mimokd.train.distribute.TENSORFLOW_ONLY`)."""
+        require_tensorflow("kong")
+        return super().fit(*args, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()

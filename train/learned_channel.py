@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mimokd.train.distribute import require_tensorflow
 from mimokd.zoo.beamforming import miso_sum_rate_tf
 
 
@@ -71,6 +72,11 @@ class LearnedChannelBeamformer(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rate_tracker = keras.metrics.Mean(name="sum_rate")
         self.built = True
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, under the TensorFlow backend only (:data:`~mimokd.train.distribute.TENSORFLOW_ONLY`)."""
+        require_tensorflow("zhang")
+        return super().fit(*args, **kwargs)
 
     @property
     def metrics(self):

@@ -9,6 +9,8 @@ defines ``loss_terms(x, *targets, training)`` -> dict of scalars with at least `
 import keras
 import tensorflow as tf
 
+from mimokd.train.distribute import require_tensorflow
+
 
 class LossTermsModel(keras.Model):
     """Base class: one optimizer step on ``loss_terms(...)["loss"]``; logs the terms in ``TRACKED``."""
@@ -18,6 +20,11 @@ class LossTermsModel(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._trackers = [keras.metrics.Mean(name=name) for name in self.TRACKED]
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, under the TensorFlow backend only (:data:`~mimokd.train.distribute.TENSORFLOW_ONLY`)."""
+        require_tensorflow("zhang")
+        return super().fit(*args, **kwargs)
 
     @property
     def metrics(self):

@@ -20,8 +20,13 @@ counter and seed-generator states are restored; an interrupted and resumed run e
 to an uninterrupted one. Every file is written through :func:`mimokd.fileio.atomic_path` (never
 truncated in place), so a kill at any instant leaves a directory that resumes, and a full disk
 raises one :class:`~mimokd.fileio.DiskFullError` naming the file, with every file from before intact.
+
+Under the ``data-parallel`` strategy (:mod:`mimokd.train.distribute`) only the chief (process 0)
+claims, writes and resumes the directory; it gives the state it starts from to the other processes,
+which train their share of every batch and write nothing there.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -38,6 +43,15 @@ from mimokd.channels.layout import check_csi
 from mimokd.fileio import atomic_path, write_json, write_text
 from mimokd.train.backup import latest_state, restore, write_generation
 from mimokd.train.callbacks import BestCheckpoint
+from mimokd.train.distribute import (
+    check_batches,
+    files_from_chief,
+    is_chief,
+    local_only,
+    on_chief,
+    process_count,
+    process_share,
+)
 
 #: What a run writes into its directory (``overwrite=True`` deletes these, and only these).
 RUN_FILES = ("backup", "best.keras", "final.keras", "log.csv", "config.json")
@@ -234,7 +248,8 @@ def _build(trainer, train_batches):
     """Build ``trainer`` and its optimizer, so that a training state can be loaded into them."""
     import tensorflow as tf
 
-    with trainer.distribute_strategy.scope():  # variables of a model made in a strategy's scope
+    strategy = getattr(trainer, "distribute_strategy", None)  # TensorFlow only; JAX: the global distribution
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if not trainer.built:  # a Distiller is not built before its first call
             for x, *_ in train_batches(tf.constant(0, tf.int64)).take(1):
                 trainer(x[:1])
@@ -283,39 +298,75 @@ def fit_run(
         mimokd.fileio.DiskFullError: the disk filled up; the files from before are intact.
     """
     out_dir = Path(out_dir)
-    claim_run_dir(out_dir, record, overwrite=overwrite)
-    state = latest_state(out_dir / "backup")
-    first = 0 if state is None else state.epoch
-    rows = [] if state is None else list(state.rows)
-    log_path = out_dir / "log.csv"
+    processes = process_count()
+    if processes > 1:
+        check_batches(train_batches(0), processes)
     _build(trainer, train_batches)
-    if state is not None:
-        restore(trainer, state)
-        if not log_path.is_file() or log_path.read_text() != _log_text(rows):
-            write_text(log_path, _log_text(rows))  # the log of the state resumed from
-    if first < epochs:
+    state = on_chief(lambda: _claim(out_dir, record, overwrite), f"claiming the run directory {out_dir}")
+    with files_from_chief(() if state is None else state.files) as files:  # the chief's state, on every process
+        if files and not is_chief():
+            state = latest_state(files[0].parent)
+        if state is not None:
+            restore(trainer, state)
+    first = 0 if state is None else state.epoch
+    chief_callbacks = []
+    if is_chief():
         best = BestCheckpoint(out_dir / "best.keras", monitor=monitor, best_value=None if state is None else state.best,
                               target=deployable)
-        stream, steps = _stream(train_batches, first, epochs)
+        chief_callbacks = [_Unshared([best, _RunRecord(out_dir, [] if state is None else list(state.rows), best)])]
+    if first < epochs:
+        shares = train_batches if processes == 1 else lambda epoch: process_share(train_batches(epoch))
+        stream, steps = _stream(shares, first, epochs)
         history = trainer.fit(
             stream,
-            validation_data=val_data,
+            validation_data=val_data,  # each process feeds it whole: the global batch is N copies, same means
             epochs=epochs,
             initial_epoch=first,
             steps_per_epoch=steps,
             shuffle=False,  # each epoch's order comes from train_batches
-            callbacks=[EpochLog(), best, _RunRecord(out_dir, rows, best), *callbacks],
-            verbose=verbose,
+            callbacks=[EpochLog(), *chief_callbacks, *callbacks],
+            verbose=verbose if is_chief() else 0,
         )
     else:  # finished before: the state of its last epoch is loaded, nothing to train
         history = keras.callbacks.History()
         history.set_model(trainer)
         history.on_train_begin()
-        if (out_dir / "final.keras").is_file():
+        if not is_chief() or (out_dir / "final.keras").is_file():
             return history
-    with atomic_path(out_dir / "final.keras") as tmp:
-        (trainer if deployable is None else deployable(trainer)).save(tmp)
+    if is_chief():
+        with local_only(), atomic_path(out_dir / "final.keras") as tmp:
+            (trainer if deployable is None else deployable(trainer)).save(tmp)
     return history
+
+
+def _claim(out_dir, record, overwrite):
+    """Claim ``out_dir`` for ``record`` (:func:`claim_run_dir`) and return its newest training state
+    (:class:`~mimokd.train.backup.RunState`, ``None`` for a new run), its ``log.csv`` made that state's."""
+    claim_run_dir(out_dir, record, overwrite=overwrite)
+    state = latest_state(out_dir / "backup")
+    log_path = out_dir / "log.csv"
+    if state is not None and (not log_path.is_file() or log_path.read_text() != _log_text(state.rows)):
+        write_text(log_path, _log_text(state.rows))  # the log of the state resumed from
+    return state
+
+
+class _Unshared(keras.callbacks.Callback):
+    """The chief's callbacks that write the run directory, run at each epoch's end with the distribution
+    unset (:func:`~mimokd.train.distribute.local_only`: saving makes variables of its own)."""
+
+    def __init__(self, callbacks):
+        super().__init__()
+        self.callbacks = callbacks
+
+    def set_model(self, model):
+        super().set_model(model)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        with local_only():
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, logs)
 
 
 def fit_csi_run(trainer, train_csi, val_csi, *, config, record, **kwargs):

@@ -95,7 +95,8 @@ def fit_autoencoder(
         out_dir: the run directory (see :mod:`mimokd.train.runs`); the same call again resumes an
             interrupted run there, and a run with other settings there is refused.
         config: :class:`TrainConfig` (defaults if ``None``).
-        strategy: a ``tf.distribute.Strategy`` or its name (``mimokd.train.distribute``).
+        strategy: a ``tf.distribute.Strategy``, or a name of ``mimokd.train.distribute.STRATEGIES``
+            (``"data-parallel"``: this process joins the JAX data-parallel job, see that module).
         callbacks: more Keras callbacks, run after the built-in ones (backup, checkpoint, log).
         verbose: passed to ``fit`` (progress bar by default).
         overwrite: replace a run with other settings in ``out_dir`` instead of refusing.

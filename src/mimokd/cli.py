@@ -269,7 +269,40 @@ def _load(args, split):
     return load_csi(args.data, split=split, num_samples=count, seed=args.seed, **kwargs)
 
 
-def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategy=True):
+#: ``--strategy`` of the commands that train on tf.distribute strategies (``mimokd.train.distribute``).
+TF_STRATEGIES = ("default", "cpu", "mirrored", "multiworker")
+#: ``--strategy`` of the commands whose trainers Keras' own fit steps under the JAX backend too.
+DATA_PARALLEL = ("default", "data-parallel")
+
+
+STRATEGY_HELP = {
+    "default": "one device",
+    "cpu": "tf.distribute on the CPU",
+    "mirrored": "tf.distribute over all local GPUs",
+    "multiworker": "refused: Keras 3's fit cannot run tf.distribute.MultiWorkerMirroredStrategy (keras#20585)",
+    "data-parallel": "Keras' DataParallel under JAX, over the devices of --num-processes processes",
+}
+
+
+def _add_strategy_args(parser, strategies):
+    """``--strategy`` (one of ``strategies``), and with ``data-parallel`` the settings of one process of the job."""
+    parser.add_argument("--strategy", default="default", choices=strategies,
+                        help="; ".join(f"{name}: {STRATEGY_HELP[name]}" for name in strategies) + " (default: default)")
+    if "data-parallel" not in strategies:
+        return
+    group = parser.add_argument_group(
+        "data-parallel processes (--strategy data-parallel: run the same command once per process, KERAS_BACKEND=jax "
+        "is set for it; only process 0 writes --out)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                       help="process 0's address, which every process connects to "
+                       "(default: $KERAS_DISTRIBUTION_JOB_ADDRESSES; none: one process on its local devices)")
+    group.add_argument("--num-processes", type=positive_int, default=None, metavar="N",
+                       help="the number of processes (default: $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1)")
+    group.add_argument("--process-id", type=nonnegative_int, default=None, metavar="I",
+                       help="this process, 0 .. N-1; 0 is the chief (default: $KERAS_DISTRIBUTION_PROCESS_ID)")
+
+
+def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategies=DATA_PARALLEL):
     parser.add_argument(
         "--epochs", type=positive_int, default=epochs, help=f"training epochs (default: {epochs})"
     )
@@ -278,14 +311,7 @@ def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategy=True):
     )
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
-    if not strategy:  # the KD trainers run on the default device
-        return
-    parser.add_argument(
-        "--strategy",
-        default="default",
-        choices=("default", "cpu", "mirrored", "multiworker"),
-        help="tf.distribute strategy (multiworker reads TF_CONFIG; default: one device)",
-    )
+    _add_strategy_args(parser, strategies)
 
 
 def _add_overwrite_arg(parser):
@@ -388,7 +414,7 @@ def cmd_data_stats(args):
 
 
 def cmd_train(args):
-    from mimokd.train import evaluate_autoencoder, fit_autoencoder
+    from mimokd.train import fit_autoencoder
 
     train, val = _load(args, "train"), _load(args, "val")
     out = Path(args.out or f"runs/{args.model}_cr{args.cr}")
@@ -402,8 +428,28 @@ def cmd_train(args):
         overwrite=args.overwrite,
         cr=args.cr,
     )
-    logger.info("saved %s (best validation NMSE) and %s", out / "best.keras", out / "final.keras")
-    _print_metrics(f"{args.model} 1/{args.cr} (final)", evaluate_autoencoder(model, _load(args, "test")))
+    _report_trained(args, f"{args.model} 1/{args.cr} (final)", out / "final.keras", model,
+                    saved=f"saved {out / 'best.keras'} (best validation NMSE) and {out / 'final.keras'}")
+
+
+def _report_trained(args, label, path, model=None, *, saved):
+    """Log ``saved`` and print the test metrics of the trained model (``model``, else the checkpoint at
+    ``path``; ``label`` names it). Under ``--strategy data-parallel`` only the chief (process 0), which
+    wrote ``path``, does so, loading it on its own devices; the other processes log that they are done."""
+    from mimokd.train import evaluate_autoencoder
+    from mimokd.train.checkpoints import load_checkpoint
+    from mimokd.train.distribute import data_parallel, is_chief, local_only, process_index
+
+    if not is_chief():
+        logger.info("process %d done; process 0 wrote the run and evaluates it", process_index())
+        return
+    logger.info("%s", saved)
+    if label is None:
+        return
+    with local_only():
+        if model is None or data_parallel() is not None:
+            model = load_checkpoint(path)
+        _print_metrics(label, evaluate_autoencoder(model, _load(args, "test")))
 
 
 def cmd_evaluate(args):
@@ -415,7 +461,6 @@ def cmd_evaluate(args):
 
 
 def cmd_distill(args):
-    from mimokd.train import evaluate_autoencoder
     from mimokd.train.checkpoints import load_checkpoint
     from mimokd.train.codeword_mimic import fit_codeword_mimic
     from mimokd.train.distill import fit_distillation, fit_encoder_kd
@@ -441,9 +486,8 @@ def cmd_distill(args):
     else:
         fit_encoder_kd(teacher, student, train, val, **common)
         out = out / "finetune"
-    model = load_checkpoint(out / "best.keras")
-    logger.info("saved %s (the student, best validation NMSE)", out / "best.keras")
-    _print_metrics(f"{args.student} 1/{teacher.cr} {args.method}", evaluate_autoencoder(model, _load(args, "test")))
+    _report_trained(args, f"{args.student} 1/{teacher.cr} {args.method}", out / "best.keras",
+                    saved=f"saved {out / 'best.keras'} (the student, best validation NMSE)")
 
 
 def cmd_ip_kd(args):
@@ -465,7 +509,8 @@ def cmd_ip_kd(args):
         encoder = create_model(args.encoder, cr=cr, height=height, width=width).encoder
         fit_encoder_on_pairs(encoder, csi, codewords, out_dir=args.out, config=_train_config(args),
                              overwrite=args.overwrite)
-        logger.info("saved %s (the UE encoder, best validation codeword MSE)", Path(args.out) / "best.keras")
+        _report_trained(args, None, None, saved=f"saved {Path(args.out) / 'best.keras'} (the UE encoder, best "
+                        "validation codeword MSE)")
     elif args.role == "ue-export":
         encoder = load_checkpoint(args.encoder, role="encoder")
         csi = load_pairs(args.pairs)[0] if args.pairs else _load(args, "train")
@@ -476,7 +521,8 @@ def cmd_ip_kd(args):
         csi, codewords = load_pairs(args.pairs)
         fit_decoder_on_pairs(decoder, codewords, csi, out_dir=args.out, config=_train_config(args),
                              overwrite=args.overwrite)
-        logger.info("saved %s (the BS decoder, best validation NMSE)", Path(args.out) / "best.keras")
+        _report_trained(args, None, None, saved=f"saved {Path(args.out) / 'best.keras'} (the BS decoder, best "
+                        "validation NMSE)")
     else:  # evaluate
         encoder = load_checkpoint(args.encoder, role="encoder")
         try:
@@ -975,7 +1021,7 @@ def build_parser():
     p.add_argument("--val-samples", type=positive_int, default=500, help="(default: 500)")
     p.add_argument("--test-samples", type=positive_int, default=1000, help="(default: 1000)")
     # a few minutes on 2 CPU cores; the paper scale is --epochs 1000 --train-samples 100000
-    _add_train_args(p, epochs=5, batch_size=50)
+    _add_train_args(p, epochs=5, batch_size=50, strategies=TF_STRATEGIES)
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("models", help="list the zoo: UE parameters, multiplications, FLOPs")
@@ -1046,7 +1092,7 @@ def build_parser():
     p.add_argument("--cr", type=compression_ratio, default=4, help="compression ratio 1/gamma (default: 4)")
     p.add_argument("--out", type=output_dir, default=None, help="run directory (default: runs/<model>_cr<cr>)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
-    _add_train_args(p)
+    _add_train_args(p, strategies=(*TF_STRATEGIES, "data-parallel"))
     _add_overwrite_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -1072,7 +1118,7 @@ def build_parser():
                    help="codeword mimic: alpha(t) (cosine, eq. 5)")
     p.add_argument("--alpha0", type=nonnegative_float, default=1e-4, help="codeword mimic: alpha0 of eq. (5) (1e-4)")
     _add_data_args(p, {"train": 20000, "val": 2000, "test": 2000})
-    _add_train_args(p, strategy=False)
+    _add_train_args(p)
     _add_overwrite_arg(p)
     p.set_defaults(func=cmd_distill)
 
@@ -1095,7 +1141,7 @@ def build_parser():
     r.add_argument("--encoder", required=True, help="zoo name whose encoder the UE trains, e.g. crnet_se")
     r.add_argument("--out", type=output_dir, required=True, help="run directory (best.keras = the encoder)")
     r.add_argument("--seed", type=nonnegative_int, default=0, help="training seed (default: 0)")
-    _add_train_args(r, strategy=False)
+    _add_train_args(r)
     _add_overwrite_arg(r)
     r = roles.add_parser("ue-export", help="UE: write CSI and its encoder's codewords to a pairs file")
     r.add_argument("--encoder", type=existing_file, required=True, help="the UE encoder (.keras from ue-train)")
@@ -1109,7 +1155,7 @@ def build_parser():
     r.add_argument("--pairs", type=existing_file, required=True, help="the UE's pairs file")
     r.add_argument("--out", type=output_dir, required=True, help="run directory (best.keras = the decoder)")
     r.add_argument("--seed", type=nonnegative_int, default=0, help="training seed (default: 0)")
-    _add_train_args(r, epochs=5, lr=2e-4, strategy=False)
+    _add_train_args(r, epochs=5, lr=2e-4)
     _add_overwrite_arg(r)
     for r in roles.choices["bs-export"], roles.choices["ue-export"]:
         r.add_argument("--codeword-bits", type=bits, default=None, help="quantize codewords to so many bits (1-16)")
@@ -1164,6 +1210,7 @@ def build_parser():
                   help="zhang-fig5 / table1 / fig7 / fig8: Nt (one value); zhang-fig6: the swept Nt")
     p.add_argument("--max-delay", type=positive_float, default=None,
                    help="zhang-fig5 / fig6-8 / table1: the FDD path-delay range in seconds (default: 1e-4)")
+    _add_strategy_args(p, DATA_PARALLEL)  # refused with the reason (_start_strategy)
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser(
@@ -1356,6 +1403,8 @@ def main(argv=None):
     if args.verbosity > 0:
         undo_quiet()
     _configure_output(args.verbosity)
+    if getattr(args, "strategy", "default") in ("multiworker", "data-parallel"):
+        _start_strategy(args)  # before any model is built
     start = time.perf_counter()
     try:
         status = args.func(args) or 0  # a command may return an exit status (pretrained verify: 1)
@@ -1377,6 +1426,30 @@ def main(argv=None):
         return INTERNAL_ERROR
     logger.info("done in %.1f s", time.perf_counter() - start)
     return status
+
+
+def _start_strategy(args):
+    """``--strategy multiworker``: refused with the upstream reason. ``data-parallel``: refused for the
+    TensorFlow-only trainers with the reason, else Keras set to JAX (unless already imported) and this
+    process joins the job. A refusal or bad settings exit 2 (usage)."""
+    if args.strategy == "multiworker":
+        from mimokd.train.distribute import MULTIWORKER_REFUSAL
+
+        args.parser.error(MULTIWORKER_REFUSAL)
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "jax"
+    from mimokd.train.distribute import TENSORFLOW_ONLY, start_data_parallel
+
+    if args.func is cmd_distill and args.method == "codeword-mimic":
+        args.parser.error(f"--strategy data-parallel: {TENSORFLOW_ONLY['codeword-mimic']}. Run it in one process")
+    if args.func is cmd_experiment:
+        args.parser.error(
+            "--strategy data-parallel: an experiment trains its runs one after another in one process (split a CSI-KD "
+            f"table over machines with --rows i/N instead). {TENSORFLOW_ONLY['kong']}. {TENSORFLOW_ONLY['zhang']}")
+    try:
+        start_data_parallel(args.coordinator, args.num_processes, args.process_id)
+    except (ValueError, RuntimeError) as err:  # RuntimeError: Keras was imported on another backend first
+        args.parser.error(f"--strategy data-parallel: {err}")
 
 
 def _log_error(args, message, *values):
