@@ -283,18 +283,18 @@ def export_model(model, out_dir, *, calibration, check, parts=None, formats=None
         )
     parts = select_parts(available, parts)
     formats = [formats] if isinstance(formats, str) else formats
-    expected = f"[M, {', '.join(map(str, system_input_shape(model)))}]" if system_kind(model) else "[M, 2, H, W]"
+    expected = (f"the model's inputs [M >= 2, {', '.join(map(str, system_input_shape(model)))}]" if system_kind(model)
+                else "CSI [M >= 2, 2, H, W]")
     calibrated = [f for p in parts for f in formats or available[p].formats if get_format(f).calibrated]
     if calibrated and (calibration is None or len(calibration) == 0):
         raise ValueError(
             f"The formats {sorted(set(calibrated))} need representative inputs to calibrate the "
-            f"activation ranges: pass `calibration`, the model's inputs float32 {expected} (a few "
-            "hundred training samples)."
+            f"activation ranges: pass `calibration`, {expected}, float32 (a few hundred training samples)."
         )
     check = np.asarray(check, dtype=np.float32)
     shape_ok = tuple(check.shape[1:]) == system_input_shape(model) if system_kind(model) else check.ndim == 4
     if not shape_ok or len(check) < 2:
-        raise ValueError(f"`check` must be the model's inputs {expected}, M >= 2. Received shape {check.shape}")
+        raise ValueError(f"`check` must be {expected}. Received shape {check.shape}")
     out_dir = Path(out_dir)
     check_replaceable(out_dir, parts=available)
     with atomic_dir(out_dir) as build:

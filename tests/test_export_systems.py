@@ -190,7 +190,7 @@ def test_beamformer_recovery_does_not_convert_to_tflite(zhang, tmp_path):
 
 def test_export_model_refuses_inputs_of_another_shape(kong, tmp_path):
     trainer, _, _, _ = kong
-    with pytest.raises(ValueError, match=r"`check` must be the model's inputs \[M, 2, 8\], M >= 2"):
+    with pytest.raises(ValueError, match=r"must be the model's inputs \[M >= 2, 2, 8\]. Received shape \(4, 3, 8\)"):
         export_model(trainer, tmp_path / "out", calibration=None, check=np.zeros((4, 3, 8)), formats="onnx")
     message = r"Unknown part\(s\) \['encoder'\]. This model has \['receiver', 'transmitter'\]"
     with pytest.raises(ValueError, match=message):
