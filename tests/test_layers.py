@@ -1,14 +1,7 @@
-"""Straight-through sign, binarized dense kernel (BCRNet, under TensorFlow and JAX), ReZero."""
-
-import importlib.util
-import json
-import os
-import subprocess
-import sys
+"""Straight-through sign, binarized dense kernel (BCRNet), ReZero (other backends: test_backends.py)."""
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from mimokd.zoo import BinarizedDense, ReZero, create_model, ste_sign
@@ -71,39 +64,3 @@ def test_rezero_starts_as_identity():
     np.testing.assert_array_equal(layer([x, r]).numpy(), x)
     layer.scale.assign(0.5)
     np.testing.assert_allclose(layer([x, r]).numpy(), x + 3.5)
-
-
-JAX_BCRNET = """
-import json, sys
-import numpy as np
-import keras
-from mimokd.zoo import create_model
-
-assert keras.backend.backend() == "jax"
-model = create_model("bcrnet", cr=32)
-x = np.random.default_rng(0).uniform(size=(4, 2, 32, 32)).astype("float32")
-before = model.predict(x, verbose=0)
-model.save_weights(sys.argv[1] + "/jax.weights.h5")
-np.save(sys.argv[1] + "/predict.npy", before)
-kernel = model.encoder.get_layer("enc_dense").kernel.numpy().copy()
-model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-loss = model.fit(x, x, epochs=1, batch_size=4, verbose=0).history["loss"][0]
-changed = float(np.abs(model.encoder.get_layer("enc_dense").kernel.numpy() - kernel).max())
-print(json.dumps({"loss": loss, "kernel_change": changed}))
-"""
-
-
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (the test extra has it)")
-def test_bcrnet_predicts_and_trains_under_jax(tmp_path):
-    """BCRNet under KERAS_BACKEND=jax (in a subprocess): the binarized kernel of a Variable, a fit step
-    that reaches the latent kernel, and the same prediction as TensorFlow with the same weights."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-c", JAX_BCRNET, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert np.isfinite(result["loss"]) and result["kernel_change"] > 0
-    model = create_model("bcrnet", cr=32)  # this process's backend (TensorFlow)
-    model.load_weights(tmp_path / "jax.weights.h5")
-    x = np.random.default_rng(0).uniform(size=(4, 2, 32, 32)).astype("float32")
-    np.testing.assert_allclose(model.predict(x, verbose=0), np.load(tmp_path / "predict.npy"), atol=1e-5)

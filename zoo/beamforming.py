@@ -68,6 +68,14 @@ Networks:
   which sums to 1 because ``sum p = sum q = P``); :func:`split_powers` gives ``(p, q)`` back.
   ``outputs=K_c`` gives the multicell Power-Net of eq. (37) (a softmax over the own users'
   downlink powers ``p / P`` only).
+
+Backends: CSI-Net and Power-Net are plain Keras layers and run (build, train, save, load) under the
+TensorFlow, JAX and PyTorch backends (``tests/test_backends.py``). The recovery layers and the rate
+functions are **TensorFlow only**: they are complex linear algebra (``tf.linalg.solve`` / ``eigh``
+on complex128, complex gradients), which ``keras.ops`` does not provide on every backend. A recovery
+layer built under another Keras backend raises ``NotImplementedError`` saying so; the rate
+functions take and return TensorFlow tensors whatever the backend (TensorFlow is a requirement of
+mimokd, so this module imports under any backend).
 """
 
 import keras
@@ -145,7 +153,15 @@ def _duality_directions(HD, q, noise):
 
 
 class _RecoveryBase(keras.layers.Layer):
+    """The recovery layers' shared arguments and output cast. TensorFlow backend only (module docstring)."""
+
     def __init__(self, power, noise, linalg_dtype="float64", **kwargs):
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                f"{type(self).__name__} runs on the TensorFlow backend only (complex linear algebra through "
+                f"tf.linalg); this process's Keras backend is {keras.backend.backend()!r}. Set KERAS_BACKEND="
+                "tensorflow, or keep the recovery out of the model (CSI-Net and Power-Net run on every backend)."
+            )
         super().__init__(**kwargs)
         _check_positive(power=power, noise=noise)
         _check_linalg_dtype(linalg_dtype)
@@ -162,7 +178,7 @@ class _RecoveryBase(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mimokd")
 class BeamformingRecovery(_RecoveryBase):
-    """Eq. (7) in the REFERENCE form (uplink-downlink duality): ``(h, p, q) -> W``.
+    """Eq. (7) in the REFERENCE form (uplink-downlink duality): ``(h, p, q) -> W``. TensorFlow backend only.
 
     Inputs ``[h, p, q]``: ``h`` float ``[batch, K, Nt, 2]``; ``p``, ``q`` nonnegative float ``[batch,
     K]`` with a positive sum per sample (e.g. :func:`split_powers` of a Power-Net output), each
@@ -199,7 +215,7 @@ def _reduction_basis(HD):
 
 @keras.saving.register_keras_serializable(package="mimokd")
 class ReducedBeamformingRecovery(_RecoveryBase):
-    """Eq. (20)-(23): the recovery of eq. (7) with a ``K x K`` solve instead of ``Nt x Nt``.
+    """Eq. (20)-(23): the recovery of eq. (7) with a ``K x K`` solve instead of ``Nt x Nt``. TensorFlow only.
 
     ``B = H_D U Lambda^(-1/2)`` from the eigendecomposition ``H_D^H H_D = U Lambda U^H``, reduced
     channels ``g_k = B^H h_k`` (the paper's ``Lambda^(-1/2) U^H H_D^H h_{D,k}``), ``v_k`` of eq. (23)
@@ -227,7 +243,7 @@ class ReducedBeamformingRecovery(_RecoveryBase):
 
 @keras.saving.register_keras_serializable(package="mimokd")
 class ZFRecovery(_RecoveryBase):
-    """Zero-forcing beamforming of eq. (24): ``h -> W = d H_D (H_D^H H_D)^(-1)``.
+    """Zero-forcing beamforming of eq. (24): ``h -> W = d H_D (H_D^H H_D)^(-1)``. TensorFlow backend only.
 
     Input: ``h`` float ``[batch, K, Nt, 2]`` (``K <= Nt``, full column rank). Output: float
     ``[batch, Nt, K, 2]`` with ``||W||_F^2 = P`` (``d^2 = P / tr((H_D^H H_D)^(-1))``) and ``h_k^H w_j =
@@ -289,7 +305,7 @@ def _noise_column(noise, dtype):
 
 
 def miso_sum_rate_tf(h, W, noise):
-    """Differentiable sum rate ``sum_k log2(1 + gamma_k)`` of eq. (2), ``[batch]`` in bits/s/Hz.
+    """Differentiable sum rate ``sum_k log2(1 + gamma_k)`` of eq. (2), ``[batch]`` in bits/s/Hz (TensorFlow ops).
 
     Args:
         h: float ``[batch, K, Nt, 2]`` (real-stored) or complex ``[batch, K, Nt]``.
@@ -328,7 +344,7 @@ def _check_view_shapes(h_shape, p_shape, users_per_cell, zf=False):
 
 @keras.saving.register_keras_serializable(package="mimokd")
 class SLNRRecovery(_RecoveryBase):
-    """Eq. (35): the multicell SLNR beamformer of one BS from its view and its users' powers.
+    """Eq. (35): the multicell SLNR beamformer of one BS from its view and its users' powers. TensorFlow only.
 
     Inputs ``[h, p]``: ``h`` float ``[batch, K_total, Nt, 2]`` (the BS's view: its own
     ``users_per_cell`` users first, then all other users), ``p`` nonnegative float ``[batch,
@@ -383,6 +399,8 @@ class SLNRRecovery(_RecoveryBase):
 class MulticellZFRecovery(_RecoveryBase):
     """The multicell zero-forcing recovery ("proposed solution based on the ZF loss function", Sec. VII-C).
 
+    TensorFlow backend only (module docstring).
+
     The ZF counterpart of :class:`SLNRRecovery` for one BS: it zero-forces EVERY user it sees (its
     own and the other cells'), so its beams cause no intra- or inter-cell interference (zero
     leakage; the SLNR becomes the SNR). With ``H`` the ``Nt x K_total`` view (columns ``h_m``):
@@ -436,7 +454,7 @@ class MulticellZFRecovery(_RecoveryBase):
 
 
 def slnr_rate_tf(h, W, noise, users_per_cell, approximate=False):
-    """Differentiable per-view SLNR rate of eq. (27)-(28), ``[batch]`` in bits/s/Hz.
+    """Differentiable per-view SLNR rate of eq. (27)-(28), ``[batch]`` in bits/s/Hz (TensorFlow ops).
 
     ``sum_{k < K_c} log2(1 + gamma_k)`` (``approximate=False``) or ``sum_k log2(gamma_k)`` (the
     high-SNR form of eq. 28 that the paper optimizes, ``approximate=True``), with

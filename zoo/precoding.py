@@ -18,7 +18,10 @@ in multiuser MIMO downlink systems with finite-rate feedback"):
 - **Auxiliary transmitter** (eq. 9): the transmitter's architecture, fed the receivers'
   pre-binarization outputs ``u_k`` instead of the bits (training only).
 
-All dense layers: He-normal kernels, zero biases (as in the authors' code).
+All dense layers: He-normal kernels, zero biases (as in the authors' code). The networks and their
+layers are plain Keras (``keras.ops``): they build, train, save and load under the TensorFlow, JAX
+and PyTorch backends (``tests/test_backends.py``); Algorithm 1's trainer (:mod:`mimokd.train.joint`)
+and its sum rate are TensorFlow.
 
 Binarizations, selectable by name (:data:`BINARIZATIONS`):
 
@@ -41,7 +44,6 @@ Examples:
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 RECEIVER_HIDDEN = (640, 480, 320)  # 40MN, 30MN, 20MN at M=8, N=2 (Kong et al. Sec. IV-A)
@@ -266,6 +268,10 @@ def build_transmitter(num_users, bits, num_tx, num_rx, hidden=TRANSMITTER_HIDDEN
 def to_complex(v):
     """Real-stored precoders ``[..., 2]`` (real, imaginary) -> complex64 ``[...]``.
 
+    A tensor goes to TensorFlow whatever the Keras backend: its only consumer is the TensorFlow sum
+    rate :func:`mimokd.classical.sum_rate.sum_rate_tf` that Algorithm 1 trains on (the networks
+    themselves are plain Keras and run on every backend).
+
     Args:
         v: float32 ``[batch, M, K*N, 2]`` (a tensor or a numpy array).
 
@@ -274,6 +280,8 @@ def to_complex(v):
     """
     if isinstance(v, np.ndarray):
         return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
+    import tensorflow as tf
+
     v = tf.cast(v, tf.float32)
     return tf.complex(v[..., 0], v[..., 1])
 
