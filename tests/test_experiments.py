@@ -70,10 +70,35 @@ SWEEP = Experiment(
 )
 
 
-def test_tiny_experiment_writes_table_plots_and_resumes(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="mimokd")
-    rows = run_experiment(SWEEP, out_dir=tmp_path, verbose=0)
-    assert [m for m in caplog.messages if m.startswith("-- ")] == [  # a progress line per row
+class _Messages(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    """SWEEP run once, whole, in one folder (trained once for the tests of this file):
+    (folder, rows, the messages it logged)."""
+    out = tmp_path_factory.mktemp("single")
+    logger, handler = logging.getLogger("mimokd"), _Messages()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        rows = run_experiment(SWEEP, out_dir=out, verbose=0)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return out, rows, handler.messages
+
+
+def test_tiny_experiment_writes_table_plots_and_resumes(single_run):
+    tmp_path, rows, messages = single_run
+    assert [m for m in messages if m.startswith("-- ")] == [  # a progress line per row
         "-- 1/32: teacher crnet_cui", f"-- 1/32: vanilla ({SWEEP.runs[0].method})", "-- 1/32: a=0.3 (autoencoder-kd)"]
     assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3"]
     for name in ("results.md", "results.json", "curves_cr32.png", "sweep.png"):
@@ -132,7 +157,7 @@ def test_fit_method_returns_the_deployable_autoencoder(method, tiny_data, tmp_pa
         assert extras["distill_s"] > 0
 
 
-def test_rows_split_across_machines_merge_into_the_single_run_table(tmp_path, monkeypatch, caplog):
+def test_rows_split_across_machines_merge_into_the_single_run_table(single_run, tmp_path, monkeypatch, caplog):
     """--rows i/N on two "machines" (own --out, shared --teachers), copied together, --merge: the table of
     a single run over the same run directories; missing rows and teachers are named, nothing trained."""
     import shutil
@@ -188,8 +213,9 @@ def test_rows_split_across_machines_merge_into_the_single_run_table(tmp_path, mo
     assert single == rows
     for name in ("results.md", "results.json"):
         assert (merged / name).read_bytes() == merged_files[name]
-    # the split rows are the rows a single run trains from that teacher: same data, same seeds
-    fresh = run_experiment(SWEEP, out_dir=tmp_path / "single", teachers_dir=merged / "teachers", verbose=0)
+    # the split rows are the rows of a single run (same data, same seeds): the teacher trained by
+    # --rows teachers is the single run's, and so is every student trained from it
+    _, fresh, _ = single_run
     assert len(fresh) == len(rows)
     for ours, theirs in zip(rows, fresh):
         assert ours["network"] == theirs["network"]
