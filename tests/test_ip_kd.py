@@ -24,6 +24,7 @@ from mimokd.train.ip_kd import (
 )
 from mimokd.zoo import ComposedAutoencoder, create_model
 from mimokd.zoo.autoencoder import copy_model
+from weights import model_output  # tests/weights.py
 
 TINY = TrainConfig(epochs=2, batch_size=20, seed=3)
 ONE = TrainConfig(epochs=1, batch_size=20, seed=3)
@@ -65,7 +66,7 @@ def teacher():
 
 @pytest.fixture(scope="module")
 def teacher_codewords(teacher, csi):
-    return teacher.encoder.predict(csi, verbose=0)
+    return model_output(teacher.encoder, csi)
 
 
 # --- quantize / dequantize ------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def test_fit_encoder_on_pairs(tmp_path, csi, teacher_codewords):
     best = keras.saving.load_model(tmp_path / "best.keras")
     assert tuple(best.input_shape) == (None, 2, 32, 32) and tuple(best.output_shape) == (None, 64)
     # validation = the last 10 % of the pairs; best.keras holds the lowest val_loss (codeword MSE)
-    mse = np.mean((best.predict(csi[36:], verbose=0) - teacher_codewords[36:]) ** 2)
+    mse = np.mean((model_output(best, csi[36:]) - teacher_codewords[36:]) ** 2)
     assert mse == pytest.approx(min(history.history["val_loss"]), rel=1e-3)
 
 
@@ -377,7 +378,7 @@ def test_fit_decoder_on_pairs(tmp_path, csi, teacher, teacher_codewords):
 
     best = keras.saving.load_model(tmp_path / "best.keras")
     assert tuple(best.input_shape) == (None, 64) and tuple(best.output_shape) == (None, 2, 32, 32)
-    pred = best.predict(teacher_codewords[36:], verbose=0)
+    pred = model_output(best, teacher_codewords[36:])
     assert nmse_db(csi[36:], pred) == pytest.approx(min(history.history["val_nmse"]), abs=1e-3)
 
 
@@ -407,7 +408,7 @@ def test_ip_kd_pairs_files_hold_each_partys_codewords(ip_kd_run, teacher, csi, t
     assert sizes == {"bs_pairs_bytes": (out / "bs_pairs.npz").stat().st_size,
                      "ue_pairs_bytes": (out / "ue_pairs.npz").stat().st_size}
     ue_encoder = keras.saving.load_model(out / "ue" / "best.keras")
-    ue_codewords = ue_encoder.predict(csi, verbose=0)
+    ue_codewords = model_output(ue_encoder, csi)
     for name, expected in (("bs_pairs.npz", teacher_codewords), ("ue_pairs.npz", ue_codewords)):
         with np.load(out / name) as raw:
             assert raw["codewords"].dtype == np.uint8 and int(raw["codewords_bits"]) == 8
@@ -426,13 +427,13 @@ def test_ip_kd_joins_the_ue_encoder_and_the_finetuned_bs_decoder(ip_kd_run, teac
         assert (out / run / "log.csv").is_file()
     ue_encoder = keras.saving.load_model(out / "ue" / "best.keras")
     bs_decoder = keras.saving.load_model(out / "bs" / "best.keras")
-    codewords = model.encoder.predict(csi, verbose=0)
-    np.testing.assert_allclose(codewords, ue_encoder.predict(csi, verbose=0), atol=1e-5)
-    reconstructed = bs_decoder.predict(codewords, verbose=0)
-    np.testing.assert_allclose(model.decoder.predict(codewords, verbose=0), reconstructed, atol=1e-5)
-    np.testing.assert_allclose(model.predict(csi, verbose=0), reconstructed, atol=1e-5)
+    codewords = model_output(model.encoder, csi)
+    np.testing.assert_allclose(codewords, model_output(ue_encoder, csi), atol=1e-5)
+    reconstructed = model_output(bs_decoder, codewords)
+    np.testing.assert_allclose(model_output(model.decoder, codewords), reconstructed, atol=1e-5)
+    np.testing.assert_allclose(model_output(model, csi), reconstructed, atol=1e-5)
     # the BS decoder was fine-tuned: it differs from the teacher's
-    assert not np.allclose(reconstructed, teacher.decoder.predict(codewords, verbose=0), atol=1e-4)
+    assert not np.allclose(reconstructed, model_output(teacher.decoder, codewords), atol=1e-4)
 
 
 def test_ip_kd_result_saves_and_loads(ip_kd_run, csi, tmp_path):
@@ -440,7 +441,7 @@ def test_ip_kd_result_saves_and_loads(ip_kd_run, csi, tmp_path):
     model.save(tmp_path / "ip_kd.keras")
     loaded = keras.saving.load_model(tmp_path / "ip_kd.keras")
     assert isinstance(loaded, ComposedAutoencoder) and loaded.codeword_dim == 64
-    np.testing.assert_allclose(loaded.predict(csi, verbose=0), model.predict(csi, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(model_output(loaded, csi), model_output(model, csi), atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -457,9 +458,9 @@ def test_sequential_deploys_the_bs_decoder_as_trained(sequential_run, csi):
     out, model, _, _ = sequential_run
     assert isinstance(model, ComposedAutoencoder)
     bs = keras.saving.load_model(out / "bs" / "best.keras")
-    codewords = bs.encoder.predict(csi, verbose=0)
-    np.testing.assert_allclose(model.decoder.predict(codewords, verbose=0),
-                               bs.decoder.predict(codewords, verbose=0), atol=1e-6)
+    codewords = model_output(bs.encoder, csi)
+    np.testing.assert_allclose(model_output(model.decoder, codewords),
+                               model_output(bs.decoder, codewords), atol=1e-6)
     # the pairs the UE trained on are the BS encoder's codewords (float, not quantized)
     got_csi, got_codewords = load_pairs(out / "bs_pairs.npz")
     np.testing.assert_array_equal(got_csi, csi)
@@ -471,8 +472,8 @@ def test_sequential_deploys_the_ue_encoder(sequential_run, csi):
     out, model, ue_encoder, initial = sequential_run
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(initial, ue_encoder.trainable_weights))
     ue_best = keras.saving.load_model(out / "ue" / "best.keras")
-    np.testing.assert_allclose(model.encoder.predict(csi, verbose=0), ue_best.predict(csi, verbose=0),
+    np.testing.assert_allclose(model_output(model.encoder, csi), model_output(ue_best, csi),
                                atol=1e-6)
     bs = keras.saving.load_model(out / "bs" / "best.keras")
-    assert not np.allclose(model.encoder.predict(csi, verbose=0), bs.encoder.predict(csi, verbose=0),
+    assert not np.allclose(model_output(model.encoder, csi), model_output(bs.encoder, csi),
                            atol=1e-3)  # the UE's own encoder, not a copy of the BS's
