@@ -14,6 +14,10 @@ Every DNN is trained by :func:`mimokd.train.joint.fit_joint` at one ``P`` in its
 and evaluated on a fixed, seeded test set of Rayleigh channels with fresh pilot noise. Each
 experiment writes ``results.json``, ``results.md`` and PNG plots to its output folder.
 
+Split across machines (``mimokd experiment kong-fig* --rows i/N``, then ``--merge``): the rows are the
+DNNs (:func:`dnn_runs`: setup by setup, scheme by scheme, P by P), each seeded on its own; the
+codebook baselines and FLOPs are computed by the merge (:func:`~mimokd.experiments.runner.run_grid`).
+
 Scale (:class:`KongScale`): ``small`` (minutes to tens of minutes on 2 CPU cores: fewer
 iterations, smaller batches, the paper's layer widths scaled by ``width``) and ``paper`` (50,000
 iterations of 1,000 channels at full width, 100,000 test channels: a GPU job).
@@ -23,9 +27,12 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from mimokd.experiments.runner import GridRun, run_grid
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +122,17 @@ def _stamp(scale, seed):
     return {"scale": asdict(scale), "seed": seed}
 
 
+def _finished(out_dir, scale, seed):
+    """The result of the finished DNN run in ``out_dir`` at ``scale`` and ``seed``, else ``None``; its ``log``
+    is the run directory's where it is now (a run directory copied from another machine is self-contained)."""
+    done = Path(out_dir) / "result.json"
+    if done.exists():
+        stored = json.loads(done.read_text())
+        if stored["stamp"] == _stamp(scale, seed):
+            return {**stored["result"], "log": str(Path(out_dir) / "log.csv")}
+    return None
+
+
 def train_dnn(out_dir, setup, power_db, binarization, use_kd, scale, seed):
     """Train one DNN system at ``power_db`` (or reuse a finished run) and test it.
 
@@ -129,11 +147,9 @@ def train_dnn(out_dir, setup, power_db, binarization, use_kd, scale, seed):
     from mimokd.train.joint import evaluate_sum_rate, fit_joint
 
     out_dir = Path(out_dir)
-    done = out_dir / "result.json"
-    if done.exists():
-        stored = json.loads(done.read_text())
-        if stored["stamp"] == _stamp(scale, seed):
-            return stored["result"]
+    stored = _finished(out_dir, scale, seed)
+    if stored is not None:
+        return stored
     keras.utils.set_random_seed(seed)
     system = build_system(setup, binarization, scale.width)
     start = time.perf_counter()
@@ -151,7 +167,7 @@ def train_dnn(out_dir, setup, power_db, binarization, use_kd, scale, seed):
         "iterations": scale.iterations,
         "log": str(out_dir / "log.csv"),
     }
-    write_json(done, {"stamp": _stamp(scale, seed), "result": result})
+    write_json(out_dir / "result.json", {"stamp": _stamp(scale, seed), "result": result})
     return result
 
 
@@ -188,26 +204,50 @@ def baseline_rates(setup, powers_db, scale, seed, p_train=10.0):
     return rates
 
 
-def _sum_rate_figure(out_dir, setups, schemes, powers_db, scale, seed, title):
-    """Train and evaluate ``schemes`` on each setup at each P; write tables and one plot per setup."""
+def dnn_runs(out_dir, setups, schemes, powers_db, scale, seed):
+    """The DNN trainings of a figure as :class:`~mimokd.experiments.runner.GridRun` s, numbered setup by
+    setup, scheme (of :data:`DNN_SCHEMES`) by scheme, P by P: ``{(setup, label, P): run}`` in that order.
+
+    Each run is :func:`train_dnn` in ``<out>/<setup>/<scheme>_P<P>/``, seeded by ``seed`` alone.
+    """
+    runs = {}
+    for setup in setups:
+        for label in schemes:
+            binarization, use_kd = DNN_SCHEMES[label]
+            for p_db in powers_db:
+                run_dir = Path(out_dir) / setup.label / f"{label.replace(', ', '_').replace(' ', '-')}_P{p_db:g}"
+                runs[setup, label, p_db] = GridRun(
+                    f"{label!r} at {setup.label}, P = {p_db:g} dB", run_dir,
+                    partial(train_dnn, run_dir, setup, p_db, binarization, use_kd, scale, seed),
+                    partial(_finished, run_dir, scale, seed))
+    return runs
+
+
+def _dnn_results(out_dir, setups, schemes, powers_db, scale, seed, share):
+    """:func:`run_grid` over :func:`dnn_runs`: ``{(setup, label, P): result}``, ``None`` after a share of rows."""
+    runs = dnn_runs(out_dir, setups, schemes, powers_db, scale, seed)
+    results = run_grid(list(runs.values()), out_dir, share)
+    return None if results is None else dict(zip(runs, results))
+
+
+def _sum_rate_figure(out_dir, setups, schemes, powers_db, scale, seed, title, share):
+    """Train (or merge, ``share``) ``schemes`` on each setup at each P and evaluate the baselines;
+    write one plot per setup. Returns ``(rows, lines)`` (``None`` after a share of rows)."""
     from mimokd.plots import plot_sweep
     from mimokd.tables import markdown_table
 
+    results = _dnn_results(out_dir, setups, schemes, powers_db, scale, seed, share)
+    if results is None:
+        return None
     out_dir = Path(out_dir)
     rows, lines = [], [f"# {title}", "", f"Scale: {asdict(scale)}, seed {seed}. Sum rate in bits/s/Hz "
                        "(mean over the test channels).", ""]
     for setup in setups:
         series = {}
         for label in schemes:
-            binarization, use_kd = DNN_SCHEMES[label]
-            tag = label.replace(", ", "_").replace(" ", "-")
-            series[label] = []
-            for p_db in powers_db:
-                logger.info("%s %s P=%g dB", setup.label, label, p_db)
-                result = train_dnn(out_dir / setup.label / f"{tag}_P{p_db:g}", setup, p_db, binarization, use_kd,
-                                   scale, seed)
-                series[label].append(result["sum_rate"])
-                rows.append({"setup": setup.label, "scheme": label, "P_db": p_db, **result})
+            series[label] = [results[setup, label, p_db]["sum_rate"] for p_db in powers_db]
+            rows += [{"setup": setup.label, "scheme": label, "P_db": p_db, **results[setup, label, p_db]}
+                     for p_db in powers_db]
         logger.info("%s baselines", setup.label)
         for label, values in baseline_rates(setup, powers_db, scale, seed).items():
             series[label] = values
@@ -229,15 +269,18 @@ def _write(out_dir, scale, seed, rows, lines, **extra):
     write_text(Path(out_dir) / "results.md", "\n".join(lines))
 
 
-def fig2(out_dir, scale, powers_db=PAPER_POWERS_DB, seed=0):
-    """Fig. 2 (see the module docstring); returns the result rows."""
+def fig2(out_dir, scale, powers_db=PAPER_POWERS_DB, seed=0, share=None):
+    """Fig. 2 (see the module docstring); returns the result rows (``None`` after a ``share`` of rows:
+    a :class:`~mimokd.experiments.runner.Share`)."""
     from mimokd.classical.block_diag import baseline_flops
     from mimokd.export.flops import graph_flops
     from mimokd.tables import markdown_table
 
-    rows, lines = _sum_rate_figure(
-        out_dir, [FIG2], list(DNN_SCHEMES), powers_db, scale, seed,
-        "Kong et al. Fig. 2: sum rate vs P, M = 8, N = 2, K = 4, B = 6")
+    figure = _sum_rate_figure(out_dir, [FIG2], list(DNN_SCHEMES), powers_db, scale, seed,
+                              "Kong et al. Fig. 2: sum rate vs P, M = 8, N = 2, K = 4, B = 6", share)
+    if figure is None:
+        return None
+    rows, lines = figure
     M, N, B = FIG2.M, FIG2.N, FIG2.B
     paper = build_system(FIG2, "tanh-ste", 1.0)
     flops = [
@@ -251,25 +294,28 @@ def fig2(out_dir, scale, powers_db=PAPER_POWERS_DB, seed=0):
     return rows
 
 
-def fig3(out_dir, scale, powers_db=PAPER_POWERS_DB, seed=0):
-    """Fig. 3 (see the module docstring); returns the result rows."""
-    rows, lines = _sum_rate_figure(
-        out_dir, FIG3, ["DNN, KD", "DNN, no KD"], powers_db, scale, seed,
-        "Kong et al. Fig. 3: sum rate vs P, B K = 24, K = M / N, M = 8")
+def fig3(out_dir, scale, powers_db=PAPER_POWERS_DB, seed=0, share=None):
+    """Fig. 3 (see the module docstring); returns the result rows (``None`` after a ``share`` of rows)."""
+    figure = _sum_rate_figure(out_dir, FIG3, ["DNN, KD", "DNN, no KD"], powers_db, scale, seed,
+                              "Kong et al. Fig. 3: sum rate vs P, B K = 24, K = M / N, M = 8", share)
+    if figure is None:
+        return None
+    rows, lines = figure
     _write(out_dir, scale, seed, rows, lines)
     return rows
 
 
-def fig4(out_dir, scale, power_db=30, seed=0):
-    """Fig. 4: the training loss per epoch with and without KD at ``power_db``; returns the rows."""
+def fig4(out_dir, scale, power_db=30, seed=0, share=None):
+    """Fig. 4: the training loss per epoch with and without KD at ``power_db``; returns the rows (``None``
+    after a ``share`` of rows)."""
     from mimokd.plots import plot_training_curves
 
     out_dir = Path(out_dir)
+    results = _dnn_results(out_dir, [FIG2], ["DNN, KD", "DNN, no KD"], [power_db], scale, seed, share)
+    if results is None:
+        return None
     rows, logs = [], {}
-    for label in ("DNN, KD", "DNN, no KD"):
-        binarization, use_kd = DNN_SCHEMES[label]
-        result = train_dnn(out_dir / FIG2.label / f"{label.replace(', ', '_').replace(' ', '-')}_P{power_db:g}",
-                           FIG2, power_db, binarization, use_kd, scale, seed)
+    for (_, label, _), result in results.items():
         logs[label] = result["log"]
         rows.append({"scheme": label, "P_db": power_db, **result})
     plot_training_curves(logs, out_dir / "loss.png", metrics=("loss", "val_loss"))
@@ -289,9 +335,10 @@ KONG_EXPERIMENTS = {
 }
 
 
-def run_kong(name, out_dir, scale, powers_db=None, seed=0):
-    """Run the Kong et al. experiment ``name`` at ``scale`` (``powers_db`` for fig2 / fig3)."""
+def run_kong(name, out_dir, scale, powers_db=None, seed=0, share=None):
+    """Run the Kong et al. experiment ``name`` at ``scale`` (``powers_db`` for fig2 / fig3), all of its
+    DNNs or a ``share`` (:class:`~mimokd.experiments.runner.Share`: ``--rows i/N`` or ``--merge``)."""
     function, _ = KONG_EXPERIMENTS[name]
     if name == "kong-fig4":
-        return function(out_dir, scale, seed=seed)
-    return function(out_dir, scale, powers_db=tuple(powers_db or PAPER_POWERS_DB), seed=seed)
+        return function(out_dir, scale, seed=seed, share=share)
+    return function(out_dir, scale, powers_db=tuple(powers_db or PAPER_POWERS_DB), seed=seed, share=share)

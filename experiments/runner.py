@@ -18,13 +18,18 @@ teachers already trained (``rows="teachers"``, one ratio per machine with ``rati
 ``teachers_dir``; each row is its own run directory under ``out_dir``. Once those directories are
 together in one ``out_dir``, :func:`merge_experiment` writes the table and plots exactly as a
 single run would, or refuses, naming the missing rows.
+
+The other figures (Kong et al., Zhang et al.) split the same way through :func:`run_grid`: a list of
+their independent :class:`GridRun` s (each its own run directory) and a :class:`Share` (``--rows i/N``
+or ``--merge``) of them.
 """
 
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -159,10 +164,80 @@ def _stamp(scale, data, seed):
     return f"data={data} seed={seed} " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def _describe(index, cr, run, run_dir, out):
-    """A row as named in messages: its index, label, ratio and run directory."""
+def _describe(index, what, run_dir, out):
+    """A row as named in messages: its index (``None``: a teacher), what it trains and its run directory."""
+    run_dir = Path(run_dir)
     where = run_dir.relative_to(out) if run_dir.is_relative_to(out) else run_dir
-    return f"{'teacher' if index is None else f'row {index}'} {run.label!r} at 1/{cr} ({where})"
+    return f"{'teacher' if index is None else f'row {index}'} {what} ({where})"
+
+
+def _merge_refusal(name, out, missing, total):
+    """The error of a merge that lacks rows: names them, and the ``--rows`` command that trains each."""
+    return ValueError(f"cannot merge {name} in {out}: {len(missing)} row(s) not finished: {'; '.join(missing)}. "
+                      f"Run them (`mimokd experiment {name} --rows k/{total}` trains row k alone, with the same "
+                      "scale options) or copy their run directories here")
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One independent training run of a figure (:func:`run_grid`).
+
+    Attributes:
+        what: the run as named in messages (its scheme and setting).
+        run_dir: its self-contained run directory.
+        train: ``() -> result``: trains it, or reuses it when finished.
+        stored: ``() -> result``: a finished run's result, ``None`` if not finished; trains nothing.
+    """
+
+    what: str
+    run_dir: Path
+    train: Callable
+    stored: Callable
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which of the runs of experiment ``name`` a process handles: ``rows=(i, n)`` (:func:`parse_rows`)
+    trains those whose index is ``i`` modulo ``n``; ``merge`` trains nothing and reads them all."""
+
+    name: str
+    rows: tuple = None
+    merge: bool = False
+
+
+def run_grid(runs, out_dir, share=None):
+    """Run the :class:`GridRun` s ``runs`` of a figure, numbered in list order, all or a ``share``.
+
+    Returns:
+        the results of every run in order (``share`` ``None``: each trained or reused; ``share.merge``:
+        each stored), or ``None`` after a share of ``rows=(i, n)``, whose caller writes no figure.
+
+    Raises:
+        ValueError: ``share.merge`` and runs not finished (named, with the ``--rows`` that trains them).
+    """
+    out = Path(out_dir)
+    if share is None:
+        return [_train(k, run) for k, run in enumerate(runs)]
+    if share.merge:
+        results = [run.stored() for run in runs]
+        missing = [_describe(k, run.what, run.run_dir, out) for k, (run, result) in enumerate(zip(runs, results))
+                   if result is None]
+        if missing:
+            raise _merge_refusal(share.name, out, missing, len(runs))
+        return results
+    i, n = share.rows
+    chosen = [(k, run) for k, run in enumerate(runs) if k % n == i]
+    if not chosen:
+        logger.warning("--rows %d/%d selects none of the %d rows of %s", i, n, len(runs), share.name)
+    for k, run in chosen:
+        _train(k, run)
+    return None
+
+
+def _train(index, run):
+    """Train (or reuse) the :class:`GridRun` ``run``, row ``index`` of its grid; returns its result."""
+    logger.info("-- row %d: %s", index, run.what)
+    return run.train()
 
 
 def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ratios=None, seed=0,
@@ -193,8 +268,9 @@ def run_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", ra
     if isinstance(rows, tuple):
         grid = [(k, row) for k, row in grid if k % rows[1] == rows[0]]
         ratios = tuple(dict.fromkeys(cr for _, (cr, _) in grid))
-        missing = [_describe(None, cr, *_teacher_run(experiment, cr, teachers_dir), out) for cr in ratios
-                   if _stored(_teacher_run(experiment, cr, teachers_dir)[1], stamp) is None]
+        teachers = [(cr, *_teacher_run(experiment, cr, teachers_dir)) for cr in ratios]
+        missing = [_describe(None, f"{run.label!r} at 1/{cr}", run_dir, out) for cr, run, run_dir in teachers
+                   if _stored(run_dir, stamp) is None]
         if missing:
             raise ValueError(f"--rows {rows[0]}/{rows[1]} needs trained teachers, missing: {'; '.join(missing)}. "
                              f"Train them first (`--rows teachers`, `--cr` to split them) into {teachers_dir} "
@@ -247,13 +323,12 @@ def merge_experiment(experiment, *, out_dir, scale=None, data="builtin-indoor", 
                 (run, out / f"cr{cr}" / run.slug, index[cr, run.slug]) for run in experiment.runs]:
             stored = _stored(run_dir, stamp)
             if stored is None:
-                missing.append(_describe(k, cr, run, run_dir, out))
+                missing.append(_describe(k, f"{run.label!r} at 1/{cr}", run_dir, out))
                 continue
             rows.append(stored[0])
             curves.setdefault(cr, {})[run.label] = stored[1]
     if missing:
-        raise ValueError(f"cannot merge {experiment.name} in {out}: {len(missing)} row(s) not finished: "
-                         f"{'; '.join(missing)}. Run them (--rows) or copy their run directories here")
+        raise _merge_refusal(experiment.name, out, missing, len(index))
     _write_report(experiment, out, _with_gains(rows), curves, scale, data, seed)
     return rows
 

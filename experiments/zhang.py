@@ -39,6 +39,11 @@ layers of ``4 K Nt``; Sec. VII-B: three of ``2 Nt K``, and the 1-D CNN Power-Net
 Each training run is a run directory ``<out>/<point>/<scheme>/`` (:func:`fit_in_run_dir`: ``log.csv``,
 ``final.keras``, ``best.keras``; an interrupted run resumes from its last finished epoch) plus
 ``result.json``; a finished run with the same scale, seed and setting is reused.
+Split across machines (``mimokd experiment zhang-* --rows i/N``, then ``--merge``): the rows are the sweep
+points (:func:`grid_points`; fig5: (a)'s, then (b)'s), each trains every scheme of its point, on its own
+seeded data set (made once per point; the BF network trains on the learned channel's CSI-Net and
+Table I compares the times of one point's schemes, so they stay together). Every figure function
+returns its rows, or ``None`` after a ``share`` of rows (:class:`~mimokd.experiments.runner.Share`).
 Writes ``results.json``, ``results.md`` and PNGs to the output folder.
 
 Scale (:class:`ZhangScale`): ``small`` (3,000 training and 500 test samples, 10 epochs, batch 128,
@@ -50,9 +55,12 @@ import json
 import logging
 import re
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from mimokd.experiments.runner import GridRun, run_grid
 
 logger = logging.getLogger(__name__)
 
@@ -305,9 +313,50 @@ def run_point(out_dir, setting, labels, scale, seed):
                                              learned_csi_net=learned)
         if label == LEARNED_ZF:
             learned = model.csi_net
+    return _with_reference(results, labels)
+
+
+def _with_reference(results, labels):
+    """``results`` of ``labels`` in order, then :data:`WMMSE` -> its sum rate on the same test set."""
     ref = next(iter(results.values()))["wmmse_sum_rate"]
-    results[WMMSE] = {"sum_rate": ref, "wmmse_sum_rate": ref, "fraction": 1.0}
+    results = {**results, WMMSE: {"sum_rate": ref, "wmmse_sum_rate": ref, "fraction": 1.0}}
     return {label: results[label] for label in [*labels, WMMSE] if label in results}
+
+
+def stored_point(out_dir, setting, labels, scale, seed):
+    """What :func:`run_point` returns, read from the point's finished runs (``None`` if one is not finished)."""
+    results = {label: _finished(Path(out_dir) / setting.tag / run_tag(label), setting, scale, seed)
+               for label in labels}
+    return None if None in results.values() else _with_reference(results, labels)
+
+
+def grid_points(out_dir, sweeps, point_run, share=None):
+    """The points of ``sweeps`` (``[(sweep_dir, settings)]``), numbered sweep by sweep, point by point, as
+    rows of :func:`~mimokd.experiments.runner.run_grid` (all of them, or a ``share``).
+
+    Args:
+        point_run: ``(sweep_dir, setting) -> GridRun`` of one point (e.g. :func:`point_run`).
+
+    Returns:
+        one list of point results per sweep, or ``None`` after a share of rows.
+    """
+    results = run_grid([point_run(d, setting) for d, settings in sweeps for setting in settings], out_dir, share)
+    if results is None:
+        return None
+    points = iter(results)
+    return [[next(points) for _ in settings] for _, settings in sweeps]
+
+
+def point_run(out_dir, setting, labels, scale, seed):
+    """The :class:`~mimokd.experiments.runner.GridRun` of :func:`run_point` at ``setting``."""
+    return GridRun(f"{', '.join(map(repr, labels))} at {setting.tag}", Path(out_dir) / setting.tag,
+                   partial(run_point, out_dir, setting, labels, scale, seed),
+                   partial(stored_point, out_dir, setting, labels, scale, seed))
+
+
+def _points(out_dir, sweeps, labels, scale, seed, share):
+    """:func:`grid_points` of ``labels`` at every setting of ``sweeps``."""
+    return grid_points(out_dir, sweeps, lambda d, setting: point_run(d, setting, labels, scale, seed), share)
 
 
 def _write(out_dir, payload, lines):
@@ -317,8 +366,10 @@ def _write(out_dir, payload, lines):
     write_text(Path(out_dir) / "results.md", "\n".join(lines))
 
 
-def sweep(out_dir, settings, values, labels, scale, seed, *, xlabel, title, nmse_plot=False, headline_at=None):
-    """Run :func:`run_point` at every setting and write the sum-rate sweep (table, fraction of WMMSE, PNG).
+def sweep(out_dir, settings, values, labels, points, scale, seed, *, xlabel, title, nmse_plot=False,
+          headline_at=None):
+    """Write the sum-rate sweep (table, fraction of WMMSE, PNG) of ``points``, what :func:`run_point` returned
+    at each setting.
 
     Args:
         settings, values: the points and their x values (same length). labels: schemes of :data:`SCHEMES`.
@@ -334,9 +385,6 @@ def sweep(out_dir, settings, values, labels, scale, seed, *, xlabel, title, nmse
     from mimokd.tables import markdown_table
 
     out_dir = Path(out_dir)
-    points = []
-    for setting in settings:
-        points.append(run_point(out_dir, setting, labels, scale, seed))
     shown = [*labels, WMMSE]
     series = {label: [p[label]["sum_rate"] for p in points] for label in shown}
     rows = [{"scheme": label, "x": v, **asdict(s), **p[label]} for s, v, p in zip(settings, values, points)
@@ -381,35 +429,44 @@ def headline(series, values, at, model=HYBRID, baseline=LEARNED_ZF):
             "gain_over_baseline": series[model][i] / series[baseline][i] - 1.0}
 
 
-def fig2(out_dir, scale, users=(2, 4, 6, 8, 10), snr_db=20.0, seed=0):
+def fig2(out_dir, scale, users=(2, 4, 6, 8, 10), snr_db=20.0, seed=0, share=None):
     """Paper Fig. 2: hybrid vs supervised-only vs unsupervised-only, ``h_D = h_U^2``, ``K = Nt`` (module docstring)."""
     settings = [Setting("squared", k, k, snr_db) for k in users]
-    return sweep(out_dir, settings, list(users), [HYBRID, SUPERVISED, UNSUPERVISED], scale, seed,
-                 xlabel="K = Nt", title=f"Zhang et al. Fig. 2: h_D = h_U^2 (element-wise), K = Nt, P = {snr_db:g} dB")
+    labels = [HYBRID, SUPERVISED, UNSUPERVISED]
+    points = _points(out_dir, [(out_dir, settings)], labels, scale, seed, share)
+    if points is None:
+        return None
+    return sweep(out_dir, settings, list(users), labels, points[0], scale, seed, xlabel="K = Nt",
+                 title=f"Zhang et al. Fig. 2: h_D = h_U^2 (element-wise), K = Nt, P = {snr_db:g} dB")
 
 
-
-def fig4(out_dir, scale, users=(2, 4, 6, 8), snr_db=20.0, seed=0):
+def fig4(out_dir, scale, users=(2, 4, 6, 8), snr_db=20.0, seed=0, share=None):
     """Paper Fig. 4: TDD mismatch (eq. 38), ``K = Nt``, sum rate (a) and channel NMSE (b)."""
     settings = [Setting("tdd", k, k, snr_db) for k in users]
-    return sweep(out_dir, settings, list(users), [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF], scale, seed,
-                 xlabel="K = Nt", nmse_plot=True, headline_at=4 if 4 in users else users[-1],
+    labels = [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF]
+    points = _points(out_dir, [(out_dir, settings)], labels, scale, seed, share)
+    if points is None:
+        return None
+    return sweep(out_dir, settings, list(users), labels, points[0], scale, seed, xlabel="K = Nt", nmse_plot=True,
+                 headline_at=4 if 4 in users else users[-1],
                  title=f"Zhang et al. Fig. 4: TDD front-end mismatch (eq. 38), K = Nt, P = {snr_db:g} dB")
 
 
 def fig5(out_dir, scale, users=(2, 4, 6, 8, 10), pilots=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0,
-         pilot_users=6, max_delay=None, seed=0):
+         pilot_users=6, max_delay=None, seed=0, share=None):
     """Paper Fig. 5: FDD multipath (eq. 40), ``Nt = antennas``; (a) vs ``K`` (``L = K``) in ``<out>/a``,
     (b) vs ``L`` at ``K = pilot_users`` in ``<out>/b``."""
     labels = [HYBRID, ZF_LOSS, LEARNED_BF, LEARNED_ZF]
     out_dir = Path(out_dir)
-    rows_a = sweep(out_dir / "a", [Setting("fdd", antennas, k, snr_db, max_delay=max_delay) for k in users],
-                   list(users), labels, scale, seed, xlabel="K", nmse_plot=True,
+    settings_a = [Setting("fdd", antennas, k, snr_db, max_delay=max_delay) for k in users]
+    settings_b = [Setting("fdd", antennas, pilot_users, snr_db, pilots=L, max_delay=max_delay) for L in pilots]
+    points = _points(out_dir, [(out_dir / "a", settings_a), (out_dir / "b", settings_b)], labels, scale, seed, share)
+    if points is None:
+        return None
+    rows_a = sweep(out_dir / "a", settings_a, list(users), labels, points[0], scale, seed, xlabel="K", nmse_plot=True,
                    headline_at=pilot_users if pilot_users in users else users[-1],
                    title=f"Zhang et al. Fig. 5(a): FDD multipath (eq. 40), Nt = {antennas}, P = {snr_db:g} dB, L = K")
-    rows_b = sweep(out_dir / "b", [Setting("fdd", antennas, pilot_users, snr_db, pilots=L, max_delay=max_delay)
-                                   for L in pilots],
-                   list(pilots), labels, scale, seed, xlabel="L (pilots)",
+    rows_b = sweep(out_dir / "b", settings_b, list(pilots), labels, points[1], scale, seed, xlabel="L (pilots)",
                    title=f"Zhang et al. Fig. 5(b): FDD multipath, Nt = {antennas}, K = {pilot_users}, "
                          f"P = {snr_db:g} dB, vs pilot length")
     return rows_a + rows_b
@@ -421,7 +478,7 @@ PAPER_TABLE1 = {  # K -> (T_0 in s, reduced %, ZF %), Table I (Nt = 64, their GP
 }
 
 
-def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, max_delay=None, seed=0):
+def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, max_delay=None, seed=0, share=None):
     """Paper Table I: training time of the original / reduced-dimension / ZF-loss forms vs ``K``."""
     from mimokd.plots import plot_bars
     from mimokd.tables import markdown_table
@@ -429,9 +486,11 @@ def table1(out_dir, scale, users=(2, 4, 6, 8, 10), antennas=64, snr_db=10.0, max
     out_dir = Path(out_dir)
     labels = [HYBRID, REDUCED, ZF_LOSS]
     settings = [Setting("fdd", antennas, k, snr_db, max_delay=max_delay) for k in users]
+    points = _points(out_dir, [(out_dir, settings)], labels, scale, seed, share)
+    if points is None:
+        return None
     rows = []
-    for setting in settings:
-        point = run_point(out_dir, setting, labels, scale, seed)
+    for setting, point in zip(settings, points[0]):
         t0 = point[HYBRID]["train_s"]
         row = {"K": setting.K, "T0_s": t0}
         for label, key in ((REDUCED, "reduced_pct"), (ZF_LOSS, "zf_pct")):
@@ -470,15 +529,16 @@ ZHANG_EXPERIMENTS = {
 
 
 def run_zhang(name, out_dir, scale, *, users=None, pilots=None, antennas=None, powers_db=None, max_delay=None,
-              seed=0):
+              seed=0, share=None):
     """Run the Zhang et al. experiment ``name`` at ``scale``; ``None`` arguments keep the experiment's default.
 
     ``users``: the swept ``K`` (``K = Nt`` for fig2 / fig4); ``pilots``: fig5(b)'s ``L``; ``antennas``:
     a one-element list, ``Nt`` of fig5 / table1; ``powers_db``: one SNR in dB (each runs at one power);
-    ``max_delay``: the FDD path-delay range in seconds (fig5 / table1).
+    ``max_delay``: the FDD path-delay range in seconds (fig5 / table1); ``share``: a
+    :class:`~mimokd.experiments.runner.Share` of the points (``--rows i/N`` or ``--merge``).
     """
     function, _ = ZHANG_EXPERIMENTS[name]
-    kwargs = {"seed": seed}
+    kwargs = {"seed": seed, "share": share}
     if users:
         kwargs["users"] = tuple(users)
     if pilots and name == "zhang-fig5":

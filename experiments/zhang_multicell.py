@@ -32,6 +32,9 @@ The paper's "learned channel + BF" benchmark is not run here (the single-cell ex
 Each trained model is a resumable run directory ``<out>/<point>/<scheme>/`` (``log.csv``,
 ``final.keras``, ``best.keras``, and ``result.json`` with its stamp once tested) and is reused; the
 references are in ``<out>/<point>/reference.json``. Writes ``results.json``, ``results.md`` and PNGs.
+zhang-fig6 splits across machines (``--rows i/N``, then ``--merge``) by its points (a's, then b's), each
+its own folder of runs and references (:func:`~mimokd.experiments.zhang.grid_points`); zhang-fig7 / fig8
+do not: they train one point, whose networks are all tested together at every other setting.
 Scale: :class:`~mimokd.experiments.zhang.ZhangScale` (``train`` / ``test`` in network snapshots; each
 gives ``N_c`` training views); ``width`` multiplies the paper's CSI-Net width ``2 Nt N_c^2`` (small:
 a quarter).
@@ -40,11 +43,13 @@ a quarter).
 import json
 import logging
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from mimokd.experiments.zhang import ZhangScale, fit_in_run_dir, run_tag
+from mimokd.experiments.runner import GridRun
+from mimokd.experiments.zhang import ZhangScale, fit_in_run_dir, grid_points, run_tag
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +254,32 @@ def run_point(out_dir, setting, labels, scale, seed):
     refs = _stored(point_dir / "reference.json", _stamp(setting, scale, seed))
     if refs is None:
         refs = references(point_dir, setting, data()[1], scale, seed)
-    rates = {label: results[label]["sum_rate"] for label in labels} | refs
-    return rates, models, results
+    return _rates(results, refs), models, results
+
+
+def _rates(results, refs):
+    """``{label: sum rate}`` of the trained schemes' ``results``, then the references ``refs``."""
+    return {label: result["sum_rate"] for label, result in results.items()} | refs
+
+
+def stored_point(out_dir, setting, labels, scale, seed):
+    """What :func:`run_point` returns, with ``None`` for the models, read from the point's finished runs and
+    references (``None`` if one is not finished); trains and loads nothing."""
+    point_dir = Path(out_dir) / setting.tag
+    stamp = _stamp(setting, scale, seed)
+    results = {label: _stored(point_dir / run_tag(label) / "result.json", stamp) for label in labels}
+    refs = _stored(point_dir / "reference.json", stamp)
+    if refs is None or None in results.values():
+        return None
+    return _rates(results, refs), None, results
+
+
+def point_run(out_dir, setting, scale, seed):
+    """The :class:`~mimokd.experiments.runner.GridRun` of :func:`run_point` at ``setting`` (schemes, references)."""
+    labels = _labels_for(setting.Nt, setting.num_cells)
+    return GridRun(f"{', '.join(map(repr, labels))} and the references at {setting.tag}", Path(out_dir) / setting.tag,
+                   partial(run_point, out_dir, setting, labels, scale, seed),
+                   partial(stored_point, out_dir, setting, labels, scale, seed))
 
 
 def _labels_for(Nt, num_cells):
@@ -285,12 +314,12 @@ def _report(out_dir, title, xlabel, values, series, scale, seed, notes=(), rows_
     return rows
 
 
-def _sweep(out_dir, settings, values, xlabel, title, scale, seed):
+def _sweep(out_dir, points, values, xlabel, title, scale, seed):
+    """Write the sweep of ``points`` (what :func:`run_point` returned at each value); returns its rows."""
     names = [*SCHEMES, *REFERENCES]
     series = {name: [] for name in names}
     nmse = {label: [] for label in SCHEMES}
-    for setting in settings:
-        rates, _, results = run_point(out_dir, setting, _labels_for(setting.Nt, setting.num_cells), scale, seed)
+    for rates, _, results in points:
         for name in names:
             series[name].append(rates.get(name))
         for label in SCHEMES:
@@ -302,14 +331,21 @@ def _sweep(out_dir, settings, values, xlabel, title, scale, seed):
 
 
 def fig6(out_dir, scale, antennas=(16, 32, 64), pilots=(3, 5, 7, 9), pilot_antennas=64, power_dbm=10.0,
-         max_delay=None, seed=0):
-    """Paper Fig. 6: (a) vs ``Nt`` in ``<out>/a``, (b) vs ``L`` at ``Nt = pilot_antennas`` in ``<out>/b``."""
+         max_delay=None, seed=0, share=None):
+    """Paper Fig. 6: (a) vs ``Nt`` in ``<out>/a``, (b) vs ``L`` at ``Nt = pilot_antennas`` in ``<out>/b``.
+
+    Returns the rows, or ``None`` after a ``share`` of rows (:class:`~mimokd.experiments.runner.Share`).
+    """
     out_dir = Path(out_dir)
-    rows = _sweep(out_dir / "a", [CellSetting(nt, power_dbm=power_dbm, max_delay=max_delay) for nt in antennas],
-                  list(antennas), "Nt", f"Zhang et al. Fig. 6(a): 7 cells, sum rate vs Nt, {power_dbm:g} dBm per BS",
-                  scale, seed)
-    rows += _sweep(out_dir / "b", [CellSetting(pilot_antennas, power_dbm=power_dbm, pilots=L, max_delay=max_delay)
-                                   for L in pilots], list(pilots), "L (pilots)",
+    sweeps = [(out_dir / "a", [CellSetting(nt, power_dbm=power_dbm, max_delay=max_delay) for nt in antennas]),
+              (out_dir / "b", [CellSetting(pilot_antennas, power_dbm=power_dbm, pilots=L, max_delay=max_delay)
+                               for L in pilots])]
+    points = grid_points(out_dir, sweeps, lambda d, setting: point_run(d, setting, scale, seed), share)
+    if points is None:
+        return None
+    rows = _sweep(out_dir / "a", points[0], list(antennas), "Nt",
+                  f"Zhang et al. Fig. 6(a): 7 cells, sum rate vs Nt, {power_dbm:g} dBm per BS", scale, seed)
+    rows += _sweep(out_dir / "b", points[1], list(pilots), "L (pilots)",
                    f"Zhang et al. Fig. 6(b): 7 cells, Nt = {pilot_antennas}, sum rate vs pilot length", scale, seed)
     return rows
 
@@ -361,6 +397,10 @@ def fig8(out_dir, scale, antennas=32, doppler_hz=(0, 10, 50, 100, 150), power_db
                    list(doppler_hz), series, scale, seed)
 
 
+SPLIT = ("zhang-fig6",)  # the experiments whose points --rows splits
+SPLIT_REFUSAL = ("it trains one point (its three networks on one data set) and tests all of them together at every "
+                 "other setting; run it on one machine")
+
 MULTICELL_EXPERIMENTS = {
     "zhang-fig6": (fig6, "Zhang et al. Fig. 6: 7-cell massive MIMO, sum rate vs Nt and vs pilots, 10 dBm"),
     "zhang-fig7": (fig7, "Zhang et al. Fig. 7: generalization to other powers and larger networks"),
@@ -368,12 +408,22 @@ MULTICELL_EXPERIMENTS = {
 }
 
 
-def run_multicell(name, out_dir, scale, *, antennas=None, pilots=None, powers_db=None, max_delay=None, seed=0):
+def run_multicell(name, out_dir, scale, *, antennas=None, pilots=None, powers_db=None, max_delay=None, seed=0,
+                  share=None):
     """Run ``name`` of :data:`MULTICELL_EXPERIMENTS`. ``antennas``: fig6's swept ``Nt`` (fig7 / fig8: one
     value, the trained ``Nt``); ``pilots``: fig6(b)'s ``L``; ``powers_db``: fig7(a)'s test powers in dBm
-    (fig6 / fig8: one value, the power); ``max_delay``: the FDD delay range (s)."""
+    (fig6 / fig8: one value, the power); ``max_delay``: the FDD delay range (s); ``share``: fig6's
+    points split across machines (:class:`~mimokd.experiments.runner.Share`, ``--rows i/N`` or ``--merge``).
+
+    Raises:
+        ValueError: a ``share`` of zhang-fig7 / fig8 (see the module docstring), or bad arguments.
+    """
     function, _ = MULTICELL_EXPERIMENTS[name]
     kwargs = {"seed": seed, "max_delay": max_delay}
+    if share is not None:
+        if name not in SPLIT:
+            raise ValueError(f"{name} is not split (--rows / --merge): {SPLIT_REFUSAL}")
+        kwargs["share"] = share
     if antennas:
         if name != "zhang-fig6" and len(antennas) != 1:
             raise ValueError(f"{name} trains one model; give one --antennas value. Received: {antennas}")

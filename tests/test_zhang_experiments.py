@@ -101,4 +101,51 @@ def test_cli_passes_the_scale_and_sweeps_to_run_zhang(tmp_path, monkeypatch):
     assert (name, out_dir) == ("zhang-fig5", str(out))
     assert scale == zhang.SMALL.with_overrides(train=128, test=64, epochs=1, batch_size=32, width=0.25)
     assert kwargs == {"users": [2, 6], "pilots": [4, 8], "antennas": [32], "powers_db": [10.0], "max_delay": None,
-                      "seed": 0}
+                      "seed": 0, "share": None}
+
+
+@pytest.mark.slow
+def test_rows_split_and_merge_equal_the_single_run(tmp_path):
+    """fig5's points (a's, then b's) on two "machines", copied together, merged: the rows and tables of a
+    single run in another folder (each point's data and networks seeded by the point alone)."""
+    import shutil
+
+    from mimokd.experiments.runner import Share
+
+    sweep = {"users": (2,), "pilots": (2, 3), "antennas": [4], "seed": 0}
+    single = run_zhang("zhang-fig5", tmp_path / "single", TINY, **sweep)
+    merged = tmp_path / "merged"
+    for i in (0, 1):
+        assert run_zhang("zhang-fig5", tmp_path / f"m{i}", TINY, share=Share("zhang-fig5", (i, 2)), **sweep) is None
+        shutil.copytree(tmp_path / f"m{i}", merged, dirs_exist_ok=True)
+        shutil.rmtree(tmp_path / f"m{i}")
+    rows = run_zhang("zhang-fig5", merged, TINY, share=Share("zhang-fig5", merge=True), **sweep)
+
+    def same(rows):  # without the wall times
+        return [{k: v for k, v in r.items() if k not in ("train_s", "epoch_s")} for r in rows]
+
+    assert same(rows) == same(single)
+    for part in ("a", "b"):
+        assert json.loads((merged / part / "results.json").read_text())["scale"] == asdict(TINY)
+        assert (merged / part / "sum_rate.png").exists()
+
+
+def test_rows_are_the_points_and_merge_names_the_missing(tmp_path, monkeypatch, caplog):
+    """--rows i/N trains the points of index i mod N (fig5: a's, then b's); --merge trains nothing and
+    refuses, naming the missing points and the --rows that trains each."""
+    import logging
+
+    trained = []
+    monkeypatch.setattr(zhang, "run_point", lambda out_dir, setting, *args: trained.append((out_dir.name, setting.K,
+                                                                                               setting.pilots)))
+    options = ["experiment", "zhang-fig5", "--users", "2", "4", "--pilots", "3", "5", "7", "--antennas", "8",
+               "--out", str(tmp_path)]
+    assert main([*options, "--rows", "1/2"]) == 0
+    assert trained == [("a", 4, None), ("b", 6, 5)]  # rows 1 and 3 of a's K = 2, 4, then b's L = 3, 5, 7
+    caplog.set_level(logging.ERROR, logger="mimokd")
+    assert main([*options, "--merge"]) == 1
+    assert len(trained) == 2 and not (tmp_path / "a" / "results.md").exists()
+    setting = Setting("fdd", 8, 2, 10.0)
+    assert (f"5 row(s) not finished: row 0 {HYBRID!r}, {ZF_LOSS!r}, {LEARNED_BF!r}, {LEARNED_ZF!r} at "
+            f"{setting.tag} (a/{setting.tag}); row 1 ") in caplog.text
+    assert "`mimokd experiment zhang-fig5 --rows k/5` trains row k alone" in caplog.text

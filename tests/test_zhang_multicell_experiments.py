@@ -78,4 +78,43 @@ def test_cli_routes_the_multicell_experiments(tmp_path, monkeypatch):
                  "--out", str(tmp_path)]) == 0
     (name, out, scale), kwargs = calls[0]
     assert (name, out, scale) == ("zhang-fig7", str(tmp_path), mc.SMALL.with_overrides(epochs=1))
-    assert kwargs == {"antennas": [16], "pilots": None, "powers_db": [0.0, 20.0], "max_delay": None, "seed": 0}
+    assert kwargs == {"antennas": [16], "pilots": None, "powers_db": [0.0, 20.0], "max_delay": None, "seed": 0,
+                      "share": None}
+
+
+@pytest.mark.slow
+def test_fig6_rows_split_and_merge_equal_the_single_run(tmp_path):
+    """fig6's points (a's, then b's) on two "machines", copied together, merged: a single run's rows;
+    a merge with points missing names them."""
+    import shutil
+
+    from mimokd.experiments.runner import Share
+
+    sweep = {"antennas": [8], "pilots": [5]}
+    single = mc.run_multicell("zhang-fig6", tmp_path / "single", TINY, **sweep)
+    merged = tmp_path / "merged"
+    assert mc.run_multicell("zhang-fig6", tmp_path / "m0", TINY, share=Share("zhang-fig6", (0, 2)), **sweep) is None
+    shutil.copytree(tmp_path / "m0", merged)
+    with pytest.raises(ValueError, match=r"1 row\(s\) not finished: row 1 .* at Nt64_cells7_P10dBm_L5_fd0 "
+                                         r"\(b/Nt64_cells7_P10dBm_L5_fd0\)"):
+        mc.run_multicell("zhang-fig6", merged, TINY, share=Share("zhang-fig6", merge=True), **sweep)
+    assert not (merged / "a" / "results.md").exists()
+    assert mc.run_multicell("zhang-fig6", tmp_path / "m1", TINY, share=Share("zhang-fig6", (1, 2)), **sweep) is None
+    shutil.copytree(tmp_path / "m1", merged, dirs_exist_ok=True)
+    shutil.rmtree(tmp_path / "m0")
+    shutil.rmtree(tmp_path / "m1")
+    rows = mc.run_multicell("zhang-fig6", merged, TINY, share=Share("zhang-fig6", merge=True), **sweep)
+    assert rows == single
+    for part in ("a", "b"):
+        assert (merged / part / "results.md").read_text() == (tmp_path / "single" / part / "results.md").read_text()
+
+
+def test_fig7_and_fig8_refuse_rows_with_the_reason(tmp_path):
+    """fig7 / fig8 train one point whose networks are tested together: --rows / --merge are refused."""
+    from mimokd.experiments.runner import Share
+
+    with pytest.raises(SystemExit) as exit_:  # a usage error, before any work
+        main(["experiment", "zhang-fig7", "--rows", "0/2"])
+    assert exit_.value.code == 2
+    with pytest.raises(ValueError, match="zhang-fig8 is not split"):
+        mc.run_multicell("zhang-fig8", tmp_path, TINY, share=Share("zhang-fig8", merge=True))

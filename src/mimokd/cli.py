@@ -566,8 +566,9 @@ class _ExperimentHelp(argparse.Action):
 def cmd_experiment(args):
     from mimokd.experiments import get_experiment, merge_experiment, parse_rows, run_experiment
     from mimokd.experiments.kong import KONG_EXPERIMENTS, PAPER, SMALL, run_kong
+    from mimokd.experiments.runner import Share
     from mimokd.experiments.zhang import ZHANG_EXPERIMENTS, run_zhang
-    from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS, run_multicell
+    from mimokd.experiments.zhang_multicell import MULTICELL_EXPERIMENTS, SPLIT, SPLIT_REFUSAL, run_multicell
 
     if args.name == "list":
         print(_experiment_list(), end="")
@@ -575,19 +576,20 @@ def cmd_experiment(args):
     out = args.out or f"runs/{args.name}"
     if args.rows is not None and args.merge:
         args.parser.error("--rows trains a share of the rows, --merge writes the table from finished rows: give one")
+    share = None  # Kong's and Zhang's figures: the runs of --rows i/N, or --merge
     if (args.rows is not None or args.merge) and args.name in {**KONG_EXPERIMENTS, **ZHANG_EXPERIMENTS,
                                                                 **MULTICELL_EXPERIMENTS}:
-        args.parser.error(
-            f"--rows / --merge split the CSI-KD tables (lu-*, cui-*, kd-methods), whose rows are independent runs "
-            f"sharing only a teacher; {args.name} is not split: its figure is computed from all of its runs "
-            "together in one process (baselines and references on the same test set, networks that train on "
-            "another scheme's network or are tested at other settings). Run it on one machine")
+        if args.name in MULTICELL_EXPERIMENTS and args.name not in SPLIT:
+            args.parser.error(f"--rows / --merge: {args.name} is not split: {SPLIT_REFUSAL}")
+        if args.rows == "teachers":
+            args.parser.error(f"--rows teachers: {args.name} has no teachers (the CSI-KD tables have)")
+        share = Share(args.name, None if args.rows is None else parse_rows(args.rows), args.merge)
     if args.name in KONG_EXPERIMENTS:
         scale = (PAPER if args.scale == "paper" else SMALL).with_overrides(
             iterations=args.iterations, batch_size=args.batch_size, test_channels=args.test_samples,
             val_channels=args.val_samples, width=args.width,
         )
-        run_kong(args.name, out, scale, powers_db=args.powers, seed=args.seed)
+        run_kong(args.name, out, scale, powers_db=args.powers, seed=args.seed, share=share)
     elif args.name in ZHANG_EXPERIMENTS or args.name in MULTICELL_EXPERIMENTS:
         from mimokd.experiments import zhang, zhang_multicell
 
@@ -598,12 +600,12 @@ def cmd_experiment(args):
         )
         if args.name in ZHANG_EXPERIMENTS:
             run_zhang(args.name, out, scale, users=args.users, pilots=args.pilots, antennas=args.antennas,
-                      powers_db=args.powers, max_delay=args.max_delay, seed=args.seed)
+                      powers_db=args.powers, max_delay=args.max_delay, seed=args.seed, share=share)
         else:
             if args.users:
                 args.parser.error(f"--users does not apply to {args.name} (one user per cell)")
             run_multicell(args.name, out, scale, antennas=args.antennas, pilots=args.pilots, powers_db=args.powers,
-                          max_delay=args.max_delay, seed=args.seed)
+                          max_delay=args.max_delay, seed=args.seed, share=share)
     else:
         experiment = get_experiment(args.name)
         scale = (experiment.paper if args.scale == "paper" else experiment.small).with_overrides(
@@ -621,6 +623,9 @@ def cmd_experiment(args):
             return
         else:
             run_experiment(experiment, **common)
+    if share is not None and share.rows is not None:
+        logger.info("rows %s finished in %s; `--merge` writes the figure once every row is there", args.rows, out)
+        return
     written = [Path(out, "results.md")] if Path(out, "results.md").is_file() else sorted(Path(out).glob("*/results.md"))
     for path in written:  # zhang-fig5 writes one table per panel, in a/ and b/
         print(path.read_text())
@@ -1186,12 +1191,15 @@ def build_parser():
     p.add_argument("--data", default="builtin-indoor", help="CSI source (default: builtin-indoor)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed (default: 0)")
     p.add_argument("--rows", default=None, metavar="i/N",
-                   help="lu-*, cui-*, kd-methods: train only the student rows whose index is i modulo N (a share of "
-                   "the table, e.g. one task of a job array; their teachers already in --teachers), or `teachers` "
-                   "(the teachers only; --cr splits them); no table: --merge writes it")
+                   help="train only the rows whose index is i modulo N (a share of the table, e.g. one task of a job "
+                   "array), each in its own run directory; no table: --merge writes it. Rows: lu-*, cui-*, "
+                   "kd-methods: the students (their teachers already in --teachers; `--rows teachers` trains "
+                   "those, --cr splits them); kong-fig*: the DNNs (setup, scheme, P); zhang-fig2/4/5/6, "
+                   "zhang-table1: the sweep points (all schemes of a point). zhang-fig7/8 are not split")
     p.add_argument("--merge", action="store_true",
                    help="write the table and plots from the finished rows in --out (copied together from the "
-                   "--rows runs); refuses, naming them, if rows are missing. Give the runs' scale options")
+                   "--rows runs; kong-fig*: with the codebook baselines); refuses, naming them, if rows are missing. "
+                   "Give the runs' scale options")
     for option in ("train-samples", "val-samples", "test-samples", "epochs", "batch-size", "teacher-epochs"):
         p.add_argument(f"--{option}", type=positive_int, default=None, help="override the scale's value")
     # Kong et al. (kong-fig*): iterations per DNN, the hidden-width factor, the powers in dB
@@ -1444,7 +1452,7 @@ def _start_strategy(args):
         args.parser.error(f"--strategy data-parallel: {TENSORFLOW_ONLY['codeword-mimic']}. Run it in one process")
     if args.func is cmd_experiment:
         args.parser.error(
-            "--strategy data-parallel: an experiment trains its runs one after another in one process (split a CSI-KD "
+            "--strategy data-parallel: an experiment trains its runs one after another in one process (split a "
             f"table over machines with --rows i/N instead). {TENSORFLOW_ONLY['kong']}. {TENSORFLOW_ONLY['zhang']}")
     try:
         start_data_parallel(args.coordinator, args.num_processes, args.process_id)
