@@ -49,6 +49,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from mimokd.argtypes import RUN_CHECKPOINTS
 from mimokd.export.formats import Endpoint
 
 RECEIVER = Endpoint(signature="receive", input_name="pilots", output_name="bits")
@@ -66,7 +67,7 @@ SYSTEMS = {
 }
 """The trainers whose networks export, by class name, with what a user passes for them."""
 
-RUN_FILES = ("best.keras", "final.keras")
+RUN_FILES = RUN_CHECKPOINTS
 
 
 def hard_receiver(receiver):

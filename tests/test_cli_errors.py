@@ -79,7 +79,8 @@ CASES = [
     (["export", "--models", "crnet", "--threads", "0"], "--threads: expected a positive integer"),
     (["export", "--models", "crnet", "--calibration-samples", "0"], "--calibration-samples: expected a positive"),
     (["export", "--models", "crnet", "--cr", "4,6"], "--cr: expected a compression ratio"),
-    (["export", "--checkpoint", "{dir}"], "--checkpoint: {dir} is a folder; expected a file"),
+    (["export", "--checkpoint", "{dir}"], "--checkpoint: {dir} is a folder without best.keras or final.keras; "
+                                          "expected a .keras file or a run directory that holds one"),
     (["export", "--models", "crnet", "--out", "{file}"], "--out: {file} is a file"),
     (["report", "--models", "crnet", "--runs", "0"], "--runs: expected a positive integer"),
     (["report", "--models", "crnet", "--warmup", "-1"], "--warmup: expected an integer >= 0"),

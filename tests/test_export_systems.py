@@ -13,7 +13,7 @@ from mimokd.export.flops import count_complexity
 from mimokd.export.formats import FORMATS, PART_FORMATS
 from mimokd.export.parity import ParityError, check_parity
 from mimokd.export.runtimes import Runner, load_runner
-from mimokd.export.systems import system_inputs
+from mimokd.export.systems import resolve_checkpoint, system_inputs
 from mimokd.train.hybrid import HybridBeamformer
 from mimokd.train.joint import JointTrainer, channel_arrays, fit_joint
 from mimokd.zoo.beamforming import build_csi_net, build_power_net
@@ -321,8 +321,13 @@ def test_cli_reports_every_kong_part_by_default(kong_run, tmp_path, capsys):
 def test_cli_errors_name_what_was_expected(kong_run, tmp_path, capsys):
     out = tmp_path / "export"
     (tmp_path / "empty").mkdir()
-    assert main(["export", "--checkpoint", str(tmp_path / "empty"), "--out", str(out), *FAST]) == 1
-    assert "is a directory without best.keras or final.keras; expected a run directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # refused by the argument's parser
+        main(["export", "--checkpoint", str(tmp_path / "empty"), "--out", str(out), *FAST])
+    assert exit_.value.code == 2
+    assert "is a folder without best.keras or final.keras; expected a .keras file or a run directory" in (
+        capsys.readouterr().err)
+    with pytest.raises(ValueError, match="is a directory without best.keras or final.keras; expected a run dir"):
+        resolve_checkpoint(tmp_path / "empty")
     receiver = tmp_path / "receiver.keras"
     build_receiver(8, 3, hidden=(8,)).save(receiver)
     assert main(["export", "--checkpoint", str(receiver), "--out", str(out), *FAST]) == 1

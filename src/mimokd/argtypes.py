@@ -103,10 +103,18 @@ def existing_file(text):
     return text
 
 
+#: The checkpoints of a run directory, in the order a command that takes the directory picks them.
+RUN_CHECKPOINTS = ("best.keras", "final.keras")
+
+
 def existing_checkpoint(text):
-    """The path of a checkpoint file, or of a run directory that holds one (checked by its loader)."""
-    if not Path(text).exists():
+    """The path of a checkpoint file, or of a run directory that holds one of :data:`RUN_CHECKPOINTS`."""
+    path = Path(text)
+    if not path.exists():
         raise InvalidValue(f"{text}: no such file")
+    if path.is_dir() and not any((path / name).is_file() for name in RUN_CHECKPOINTS):
+        raise InvalidValue(f"{text} is a folder without {' or '.join(RUN_CHECKPOINTS)}; expected a .keras file or "
+                           "a run directory that holds one")
     return text
 
 
