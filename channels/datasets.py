@@ -37,8 +37,8 @@ from mimokd.channels.cost2100 import (
     save_cost2100,
 )
 from mimokd.channels.layout import check_csi
-from mimokd.channels.shards import MANIFEST, load_shards, read_manifest, read_split, settings_differences
-from mimokd.fileio import atomic_path, sha256_file, write_json
+from mimokd.channels.shards import MANIFEST, load_shards, read_manifest, read_split
+from mimokd.fileio import atomic_path, settings_differences, sha256_file, write_json
 from mimokd.rng import SPLITS, split_seed
 
 #: The record :func:`write_cost2100_dataset` keeps beside its files: settings, files' samples and sha256.

@@ -67,7 +67,7 @@ from mimokd.channels.cost2100 import (
 )
 from mimokd.channels.layout import check_csi
 from mimokd.channels.recipes import generate_samples, get_recipe, recipe_for_split
-from mimokd.fileio import atomic_path, sha256_file, write_json
+from mimokd.fileio import atomic_path, settings_differences, sha256_file, write_json
 from mimokd.rng import SPLITS, split_seed
 
 MANIFEST = "manifest.json"
@@ -393,21 +393,6 @@ def read_manifest(directory):
     except ValueError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); expected the manifest of `mimokd data generate`: "
                          "regenerate the dataset with --overwrite") from error
-
-
-def settings_differences(old, new, prefix=""):
-    """The entries where two settings dicts differ, e.g. ``["seed 0 -> 1", "recipe.bandwidth 2e7 -> 3.2e7"]``.
-
-    Nested dicts are compared entry by entry (dotted names); a missing entry shows as ``(none)``.
-    """
-    differences = []
-    for key in [*old, *(k for k in new if k not in old)]:
-        a, b = old.get(key, "(none)"), new.get(key, "(none)")
-        if isinstance(a, dict) and isinstance(b, dict):
-            differences += settings_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            differences.append(f"{prefix}{key} {a} -> {b}")
-    return differences
 
 
 def _planned_manifest(out_dir, recipe, seed, split, samples, shards, *, format, overwrite):

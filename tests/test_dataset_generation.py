@@ -378,12 +378,12 @@ def test_shard_ids_write_a_subset_and_complete_later(base, tmp_path):
 def test_other_settings_are_refused_and_files_left_untouched(base_copy):
     before = _snapshot(base_copy)
     attempts = [
-        ({"seed": SEED + 1}, f"a dataset of other settings (seed {SEED} -> {SEED + 1})"),
-        ({"recipe": "cost2100-outdoor"}, "recipe.name cost2100-indoor -> cost2100-outdoor"),
-        ({"timing": "first-path"}, "(recipe.timing absolute -> first-path); pass --overwrite"),
-        ({"format": "mat"}, "(format npz -> mat)"),
-        ({"samples": 31}, "already holds a train split of 30 samples in 3 shards (samples 30 -> 31)"),
-        ({"shards": 2}, "already holds a train split of 30 samples in 3 shards (shards 3 -> 2)"),
+        ({"seed": SEED + 1}, f"a dataset of other settings (seed: {SEED} -> {SEED + 1})"),
+        ({"recipe": "cost2100-outdoor"}, 'recipe.name: "cost2100-indoor" -> "cost2100-outdoor"'),
+        ({"timing": "first-path"}, '(recipe.timing: "absolute" -> "first-path"); pass --overwrite'),
+        ({"format": "mat"}, '(format: "npz" -> "mat")'),
+        ({"samples": 31}, "already holds a train split of 30 samples in 3 shards (samples: 30 -> 31)"),
+        ({"shards": 2}, "already holds a train split of 30 samples in 3 shards (shards: 3 -> 2)"),
     ]
     for change, message in attempts:
         args = {"samples": 30, "shards": 3, **change}

@@ -164,7 +164,7 @@ def test_a_manifest_without_checksums_is_refused_then_completed_by_a_rerun(base,
 def test_overwrite_replaces_a_dataset_of_other_settings(base, data):
     before = _snapshot(data)
     with pytest.raises(ValueError, match=re.escape(
-            f"{data} holds a dataset of other settings (seed {SEED} -> {SEED + 1}); pass --overwrite")):
+            f"{data} holds a dataset of other settings (seed: {SEED} -> {SEED + 1}); pass --overwrite")):
         _write(data, 8, 2, seed=SEED + 1)
     assert _snapshot(data) == before
     written = _write(data, 8, 2, seed=SEED + 1, overwrite=True)
@@ -179,7 +179,7 @@ def test_overwrite_replaces_a_dataset_of_other_settings(base, data):
 def test_overwrite_replaces_one_split_and_keeps_the_others(base, data):
     test_files = {k: v for k, v in _snapshot(data).items() if k.startswith("test")}
     with pytest.raises(ValueError, match=re.escape("already holds a train split of 12 samples in 2 shards "
-                                                   "(samples 12 -> 8)")):
+                                                   "(samples: 12 -> 8)")):
         _write(data, 8, 2)
     assert len(_write(data, 8, 2, overwrite=True)) == 2
     np.testing.assert_array_equal(load_shards(data, "train"), load_shards(base, "train")[:8])  # shard-stable
@@ -243,7 +243,7 @@ def test_cli_generate_refuses_other_settings_and_overwrites_on_request(tmp_path,
     assert main(["generate", "--train-samples", "3", "--val-samples", "4", "--test-samples", "4", "--seed", "1",
                  "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert f"{out} holds a dataset of `mimokd generate` with other settings (seed 0 -> 1; samples.train 6 -> 3)" \
+    assert f"{out} holds a dataset of `mimokd generate` with other settings (seed: 0 -> 1; samples.train: 6 -> 3)" \
            in err and "--overwrite" in err
     assert _snapshot(out) == before  # nothing lost
 

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 import mimokd.fileio
 from mimokd.cli import main
-from mimokd.fileio import DiskFullError
+from mimokd.fileio import DiskFullError, settings_differences
 from mimokd.train import TrainConfig, fit_autoencoder
-from mimokd.train.runs import RunConflictError, epoch_batches, fit_run, read_log, settings_differences
+from mimokd.train.runs import RunConflictError, epoch_batches, fit_run, read_log
 
 CONFIG = TrainConfig(epochs=3, batch_size=20, seed=5)
 

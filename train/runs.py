@@ -40,7 +40,7 @@ import numpy as np
 
 from mimokd.channels.datasets import make_dataset
 from mimokd.channels.layout import check_csi
-from mimokd.fileio import atomic_path, write_json, write_text
+from mimokd.fileio import atomic_path, settings_differences, write_json, write_text
 from mimokd.train.backup import latest_state, restore, write_generation
 from mimokd.train.callbacks import BestCheckpoint
 from mimokd.train.distribute import (
@@ -82,23 +82,6 @@ def data_record(*arrays):
 def model_record(model):
     """``{"name": ..., "sha256": ...}`` of a trained model (a teacher), its weights' digest."""
     return {"name": model.name, "sha256": array_digest(*model.get_weights())}
-
-
-def _flatten(value, prefix=""):
-    """``(dotted key, leaf value)`` pairs of nested dicts."""
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from _flatten(item, f"{prefix}{key}.")
-    else:
-        yield prefix[:-1], value
-
-
-def settings_differences(old, new):
-    """The lines ``key: old -> new`` where two ``config.json`` records differ (nested keys dotted)."""
-    old, new = dict(_flatten(old)), dict(_flatten(new))
-    absent = "(absent)"
-    return [f"{key}: {json.dumps(old.get(key, absent))} -> {json.dumps(new.get(key, absent))}"
-            for key in [*old, *(k for k in new if k not in old)] if old.get(key, absent) != new.get(key, absent)]
 
 
 def claim_run_dir(out_dir, record, *, overwrite=False):

@@ -101,6 +101,35 @@ def write_json(path, data):
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def _flatten(value, prefix=""):
+    """``(dotted key, leaf value)`` pairs of nested dicts (an empty dict is a leaf)."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], value
+
+
+def settings_differences(old, new):
+    """The differences between two settings dicts, one line ``key: old -> new`` per differing entry.
+
+    Nested dicts are compared leaf by leaf under dotted keys; values are written as JSON, and an
+    entry that one side lacks shows as ``"(absent)"``. Keys come in ``old``'s order, then those
+    only in ``new``. Used to refuse a run directory (``config.json``), a dataset (``manifest.json``,
+    ``generate.json``) or a shard recorded with other settings than those requested.
+
+    Returns:
+        A list of strings, empty when the two agree; e.g. for ``{"seed": 0, "recipe": {"name":
+        "cost2100-indoor"}}`` against ``{"seed": 1, "recipe": {"name": "cost2100-outdoor"}}``::
+
+            ["seed: 0 -> 1", 'recipe.name: "cost2100-indoor" -> "cost2100-outdoor"']
+    """
+    old, new = dict(_flatten(old)), dict(_flatten(new))
+    absent = "(absent)"
+    return [f"{key}: {json.dumps(old.get(key, absent))} -> {json.dumps(new.get(key, absent))}"
+            for key in [*old, *(k for k in new if k not in old)] if old.get(key, absent) != new.get(key, absent)]
+
+
 def _remove(path):
     """Delete a file or a folder tree at ``path``, if anything is there."""
     if path.is_dir():
