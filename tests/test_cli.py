@@ -100,6 +100,17 @@ def test_module_entry_point_is_quiet():
     assert re.fullmatch(r"done in \d+\.\d s\n", done.stderr), done.stderr
 
 
+def test_closed_stdout_is_not_an_error():
+    """``mimokd models | head -1``: the reader closes the pipe; the command stops quietly (141, as a
+    shell reports SIGPIPE) instead of an internal error, and no 'Exception ignored' at exit."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI's own default
+    child = subprocess.Popen([sys.executable, "-m", "mimokd.cli", "models"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()  # long before the table is printed (importing TensorFlow takes seconds)
+    err = child.stderr.read()
+    assert child.wait() == cli.BROKEN_PIPE and err == "", err
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

@@ -73,6 +73,8 @@ PARITY_FAILED = 3
 #: Exit status of an unexpected exception (sysexits' EX_SOFTWARE): a bug to report, told apart from a
 #: failed run (1) and from argparse's usage error (2).
 INTERNAL_ERROR = 70
+#: Exit status when stdout's reader has gone (as a shell reports a process killed by SIGPIPE).
+BROKEN_PIPE = 141
 
 logger = logging.getLogger("mimokd.cli")  # not __name__: `python -m mimokd.cli` runs as __main__
 
@@ -1423,6 +1425,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         logger.error("interrupted (a run directory resumes where it stopped when the command is repeated)")
         return 130
+    except BrokenPipeError:  # the reader of stdout has closed it (`mimokd models | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor fail again at exit's flush
+        return BROKEN_PIPE
     except Exception as err:
         if type(err).__name__ == "ParityError":  # an artifact out of tolerance (export, report, compress)
             _log_error(args, "%s", err)
