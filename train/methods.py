@@ -14,6 +14,7 @@ autoencoder, for the pipeline, the experiments and scripts.
 """
 
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -51,7 +52,7 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
             ``sequential``).
         cr: compression ratio.
         train_csi, val_csi: float32 ``[N, 2, H, W]`` in [0, 1].
-        out_dir: the run directory (two-stage methods make sub-directories).
+        out_dir: the run directory, a ``str`` or ``Path`` (two-stage methods make sub-directories).
         teacher: the trained teacher :class:`~mimokd.zoo.CsiAutoencoder` (methods in
             ``NEEDS_TEACHER``).
         config: :class:`~mimokd.train.TrainConfig` of the (first) stage.
@@ -71,6 +72,7 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
         raise ValueError(f"Unknown training method {method!r}. Expected one of {METHODS}")
     if method in NEEDS_TEACHER and teacher is None:
         raise ValueError(f"Method {method!r} needs a trained teacher; pass teacher=")
+    out_dir = Path(out_dir)
     config = config or TrainConfig()
     second = finetune_config(config, finetune_epochs or max(1, config.epochs // 4))
     keras.utils.set_random_seed(config.seed)  # the student's initial weights follow the seed
