@@ -9,7 +9,7 @@ import pytest
 from mimokd.cli import main
 from mimokd.pretrained import registry
 from mimokd.channels.recipes import split_samples
-from mimokd.pretrained.build import as_preset, build_entry, describe_schedule, measure_entry, train_entry
+from mimokd.pretrained.build import as_preset, build_entry, code_commit, describe_schedule, measure_entry, train_entry
 from mimokd.pretrained.registry import Metrics, PretrainedEntry, Recipe, entry_file_name
 from mimokd.pretrained.storage import file_digest, load_entry_weights
 from mimokd.train.vanilla import evaluate_autoencoder
@@ -87,7 +87,8 @@ def test_train_entry_distills_a_student_from_the_registered_teacher_by_encoder_k
                         out_dir=tmp_path / "out", jit_compile=False, log=lambda *_: None)
     run = tmp_path / "work" / "run"
     assert (run / "distill" / "log.csv").exists() and (run / "finetune" / "log.csv").exists()  # both steps ran
-    assert entry.recipe.method == "encoder-kd" and entry.recipe.teacher == teacher.name and entry.recipe.commit
+    assert entry.recipe.method == "encoder-kd" and entry.recipe.teacher == teacher.name
+    assert entry.recipe.commit == code_commit()  # the checkout's hash ("" in an installed copy outside git)
     # the stored file is a crnet_se preset: its encoder is the distilled one, its decoder the fine-tuned
     # copy of the teacher's (moved away from the teacher's by step 3), and its figures are its own
     stored = create_model("crnet_se", cr=64)
