@@ -675,7 +675,11 @@ def print_profile(res, job, top):
 # ---------------------------------------------------------------------------------------------
 
 
-AUTOJIT_FLAGS = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE"
+
+
+# mimokd.XLA_AUTOCLUSTER_FLAGS, written out: importing mimokd here would set its TensorFlow defaults
+# (oneDNN, auto-clustering) in every job's environment, which each row must set itself
+XLA_AUTOCLUSTER_FLAGS = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit --tf_xla_ops_to_cluster=FUSIBLE"
 
 
 def worker_main(args):
@@ -710,7 +714,7 @@ def spawn(job, args):
     """Run one job in a fresh interpreter with its process-wide settings; returns its result.
 
     ``job["onednn"]``: "on" / "off" sets TF_ENABLE_ONEDNN_OPTS=1 / 0, "env" leaves it as is.
-    ``job["autojit"]``: add AUTOJIT_FLAGS to TF_XLA_FLAGS (XLA auto-clustering of the fusible
+    ``job["autojit"]``: add mimokd's XLA_AUTOCLUSTER_FLAGS to TF_XLA_FLAGS (XLA auto-clustering of the fusible
     ops only: element-wise ops and reductions are compiled by XLA, convolutions and matmuls stay
     on TensorFlow's kernels).
     """
@@ -720,7 +724,9 @@ def spawn(job, args):
     if job.get("onednn") in ("on", "off"):
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if job["onednn"] == "on" else "0"
     if job.get("autojit"):
-        env["TF_XLA_FLAGS"] = (env.get("TF_XLA_FLAGS", "") + " " + AUTOJIT_FLAGS).strip()
+        env["TF_XLA_FLAGS"] = (env.get("TF_XLA_FLAGS", "") + " " + XLA_AUTOCLUSTER_FLAGS).strip()
+    else:  # without mimokd's auto-clustering default (set even when mimokd is imported after TensorFlow)
+        env["MIMOKD_XLA_AUTOCLUSTER"] = "0"
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)]
     for flag in (
         "steps",

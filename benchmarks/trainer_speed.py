@@ -4,7 +4,9 @@
 Where ``train_speed.py`` times single ``model.fit`` steps of CRNet against PyTorch, this script
 times *whole epochs* of the library's trainers (:func:`mimokd.train.fit_method`: training,
 validation, the NMSE / rho metrics, the log and the checkpoints of the run directory), each with
-``TrainConfig(jit_compile=False)`` and ``True``, beside:
+``TrainConfig(jit_compile=False)`` (``off``), ``True`` (``on``), and ``False`` with XLA auto-clustering of
+the fusible ops (``autojit``: ``TF_XLA_FLAGS``, process-wide; the ``off`` and ``on`` rows run without
+it, ``MIMOKD_XLA_AUTOCLUSTER=0``), beside:
 
 * ``plain fit``: ``create_model`` + ``compile(Adam(2e-3), "mse")`` + ``fit`` of the same student,
   after ``import mimokd`` (no metrics, no validation, no checkpoints): what the issue calls
@@ -24,7 +26,7 @@ shows what tracing and the XLA compile add; ``call`` is samples over the wall ti
 call (compile, checkpoints and loading the best model included). Other work on the machine slows
 every row: compare rows of one run only (the load average is printed).
 
-Run ``python benchmarks/trainer_speed.py`` (about 15 minutes on 2 cores; ``--methods``,
+Run ``python benchmarks/trainer_speed.py`` (about 30 minutes on 2 cores; ``--methods``,
 ``--samples``, ``--epochs``, ``--batch-size``, ``--teacher``, ``--student``, ``--cr``, ``--jit``).
 """
 
@@ -36,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from mimokd import XLA_AUTOCLUSTER_FLAGS  # sets TF_XLA_FLAGS here too: `spawn` gives each worker its own
 
 RESULT_TAG = "TRAINER_SPEED_RESULT "
 METHODS = ("vanilla", "output-kd", "autoencoder-kd", "encoder-kd", "codeword-mimic")
@@ -148,15 +152,22 @@ def worker(job, args):
     if job["kind"] == "peak":
         return {"gflops": peak_gflops()}
     res = {"plain": run_plain, "teacher": run_teacher_forward}.get(job["kind"])
-    result = res(args, job["jit"]) if res else run_method(args, job["kind"], job["jit"])
+    jit = job["jit"] == "on"  # autojit: jit_compile off, TF_XLA_FLAGS set by `spawn`
+    result = res(args, jit) if res else run_method(args, job["kind"], jit)
     result["tf_version"] = tf.__version__
     return result
 
 
 def spawn(job, args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_XLA_FLAGS", None)
+    if job.get("jit") == "autojit":
+        env["TF_XLA_FLAGS"] = XLA_AUTOCLUSTER_FLAGS  # process-wide, so set in the worker's environment
+    elif job["kind"] != "peak":
+        env["MIMOKD_XLA_AUTOCLUSTER"] = "0"  # off / on: without mimokd's auto-clustering default
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job),
-           *[f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("worker", "methods", "jit")]]
+           *[f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+             if k not in ("worker", "methods", "jit", "repeats")]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
@@ -174,7 +185,10 @@ def main(argv=None):
     parser.add_argument("--teacher", default="crnet")
     parser.add_argument("--student", default="bcrnet")
     parser.add_argument("--cr", type=int, default=4)
-    parser.add_argument("--jit", nargs="+", default=["off", "on"], choices=("off", "on"))
+    parser.add_argument("--jit", nargs="+", default=["off", "on", "autojit"], choices=("off", "on", "autojit"),
+                        help="off: no XLA; on: jit_compile=True; autojit: XLA auto-clustering (TF_XLA_FLAGS)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every row this many times, alternating the XLA modes' order; the median is shown")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -187,24 +201,31 @@ def main(argv=None):
           f"{args.epochs} epochs, batch {args.batch_size}; every row in a fresh process", flush=True)
     peak = spawn({"kind": "peak"}, args).get("gflops")
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s" if peak else "float32 peak: not measured", flush=True)
-    rows = {}
-    for kind in ("plain", "teacher", *args.methods):
-        for jit in args.jit:
-            res = spawn({"kind": kind, "jit": jit == "on"}, args)
-            if "error" in res:
-                print(f"  {kind}, XLA {jit}: ERROR {res['error']}", flush=True)
-                continue
-            rate, first = _epoch_rates(res["seconds"], args.samples)
-            rows[kind, jit] = dict(rate=rate, first=first, call=args.samples * len(res["seconds"]) / res["call_s"])
-            print(f"  {kind}, XLA {jit}: {rate:.0f} samples/s (first epoch {first:.1f} s; load "
-                  f"{os.getloadavg()[0]:.2f})", flush=True)
+    runs = {}  # (kind, jit) -> one result per repeat
+    for repeat in range(args.repeats):
+        for kind in ("plain", "teacher", *args.methods):
+            modes = args.jit if repeat % 2 == 0 else args.jit[::-1]  # alternate the order: drifts hit both
+            for jit in modes:
+                res = spawn({"kind": kind, "jit": jit}, args)
+                if "error" in res:
+                    print(f"  {kind}, XLA {jit}: ERROR {res['error']}", flush=True)
+                    continue
+                rate, first = _epoch_rates(res["seconds"], args.samples)
+                runs.setdefault((kind, jit), []).append(
+                    dict(rate=rate, first=first, call=args.samples * len(res["seconds"]) / res["call_s"]))
+                print(f"  {kind}, XLA {jit}: {rate:.0f} samples/s (first epoch {first:.1f} s; load "
+                      f"{os.getloadavg()[0]:.2f})", flush=True)
+    rows = {key: {name: statistics.median(r[name] for r in results) for name in ("rate", "first", "call")}
+            | {"spread": f"{min(r['rate'] for r in results):.0f}-{max(r['rate'] for r in results):.0f}"}
+            for key, results in runs.items()}
 
     base = rows.get(("plain", "off"), {}).get("rate")
     print(f"\n{args.student} 1/{args.cr} (teacher {args.teacher}), batch {args.batch_size}. samples/s: training "
-          "samples per second of the epochs after the first (training + validation); higher is better.\n")
-    print("| trainer | XLA | samples/s | vs plain fit (XLA off) | vs student + teacher forward | first epoch s "
-          "| call samples/s | % of float32 peak |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "samples per second of the epochs after the first (training + validation), the median of "
+          f"{args.repeats} repeat(s) (range: their min-max); higher is better.\n")
+    print("| trainer | XLA | samples/s | range | vs plain fit (XLA off) | vs student + teacher forward "
+          "| first epoch s | call samples/s | % of float32 peak |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for (kind, jit), row in rows.items():
         student, teacher = rows.get(("vanilla", jit)), rows.get(("teacher", jit))
         kd = ""
@@ -214,8 +235,8 @@ def main(argv=None):
         share = f"{100 * row['rate'] * STEP_MFLOP / 1e3 / peak:.1f}" if peak and kind in ("plain", "vanilla") else ""
         ratio = f"{row['rate'] / base:.2f}" if base else ""
         name = {"plain": "plain compile + fit", "teacher": "teacher forward only"}.get(kind, f"fit_method {kind}")
-        print(f"| {name} | {jit} | {row['rate']:.0f} | {ratio} | {kd} | {row['first']:.1f} | {row['call']:.0f} "
-              f"| {share} |")
+        print(f"| {name} | {jit} | {row['rate']:.0f} | {row['spread']} | {ratio} | {kd} | {row['first']:.1f} "
+              f"| {row['call']:.0f} | {share} |")
     print(f"\nKD target (issue 17): a KD row within 1.3x the time of a vanilla student step plus the teacher's "
           f"forward pass. '% of peak' (plain and vanilla rows) assumes {STEP_MFLOP:g} MFLOP per "
           "sample, CRNet 1/4's step.")

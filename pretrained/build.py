@@ -153,7 +153,7 @@ def _check_dataset(data_dir, dataset, seed):
 
 
 def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_samples=20000, out_dir=None,
-                paper_nmse_db=None, paper_source="", workers=1, registry=None, jit_compile=True, log=print):
+                paper_nmse_db=None, paper_source="", workers=1, registry=None, jit_compile="auto", log=print):
     """Train ``model`` at 1/``cr`` on ``dataset`` by ``recipe``, then store and measure it
     (:func:`measure_entry`); returns the entry (its stanza goes into ``ENTRIES``).
 
@@ -168,8 +168,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         test_samples, out_dir, paper_nmse_db, paper_source, log: as :func:`measure_entry`.
         workers: data-generation processes.
         registry: where the teacher's entry is looked up.
-        jit_compile: compile the train step with XLA (same math; faster on long runs, a slower
-            first step).
+        jit_compile: compile the train step with XLA: ``True``, ``False`` or ``"auto"`` (XLA on a
+            GPU, not on a CPU, where it was measured slower; see ``TrainConfig``).
     """
     import dataclasses
 
@@ -202,7 +202,7 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
 
 
 def build_entry(key, *, work_dir, data_dir=None, out_dir=None, epochs=None, registry=None, workers=1,
-                jit_compile=True, log=print):
+                jit_compile="auto", log=print):
     """Re-create a registered entry from its recipe (:func:`train_entry`); returns the new entry.
 
     Args:

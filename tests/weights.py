@@ -36,3 +36,39 @@ def assert_same_gradients(ga, gb):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def train_step_math(model, x, jit_compile=False):
+    """One training-mode forward / backward of ``model`` on ``x`` under
+    ``tf.function(jit_compile=...)`` (a train step without the optimizer's update).
+
+    Returns:
+        ``(output, gradients, moving_statistics)``: the output, the MSE gradients of every trainable
+        weight and the BatchNorm moving means and variances the step leaves (numpy arrays).
+    """
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile)
+    def step(inp):
+        with tf.GradientTape() as tape:
+            out = model(inp, training=True)
+            loss = tf.reduce_mean(tf.square(out - inp))
+        return out, tape.gradient(loss, model.trainable_weights)
+
+    out, grads = step(x)
+    stats = [w.numpy() for w in model.non_trainable_weights if "moving" in w.path]
+    return out.numpy(), [g.numpy() for g in grads], stats
+
+
+def assert_same_step_math(plain, other, batchnorms):
+    """Two :func:`train_step_math` results agree to float32 round-off: outputs to 1e-5, all gradients
+    to 1e-4 relative (L2), and the moving statistics of all ``batchnorms`` layers to 1e-5, each moved
+    away from its initial value (0 for means, 1 for variances) so that the comparison means something."""
+    np.testing.assert_allclose(other[0], plain[0], atol=1e-5)
+    flat = [np.concatenate([g.ravel() for g in run[1]]) for run in (plain, other)]
+    assert np.linalg.norm(flat[0]) > 0
+    assert np.linalg.norm(flat[1] - flat[0]) <= 1e-4 * np.linalg.norm(flat[0])
+    assert len(plain[2]) == len(other[2]) == 2 * batchnorms
+    for a, b, initial in zip(plain[2], other[2], (0.0, 1.0) * batchnorms):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(a, initial)

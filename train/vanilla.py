@@ -36,6 +36,12 @@ class TrainConfig:
 
     ``warmup_fraction`` is the share of the run spent warming up: 30 of 1000 epochs in Lu et al.
     (30 of 2500 in CRNet's recipe); at least one epoch's steps when it is nonzero.
+
+    ``jit_compile``: compile the train step with XLA (``True``), not (``False``), or ``"auto"``,
+    Keras' own rule (``Model.compile``): XLA on a GPU / TPU, not on a CPU-only machine nor under a
+    ``tf.distribute`` strategy. On CPU, XLA was measured slower for every trainer
+    (``benchmarks/trainer_speed.py``, README "Performance notes"), so "auto" is the fastest default
+    measured there; the math is the same either way (tests/test_train.py).
     """
 
     epochs: int = 20
@@ -43,7 +49,7 @@ class TrainConfig:
     peak_lr: float = 2e-3
     floor_lr: float = 5e-5
     warmup_fraction: float = 0.03
-    jit_compile: bool = False
+    jit_compile: bool | str = "auto"
     seed: int = 0
 
     def schedule(self, steps_per_epoch):

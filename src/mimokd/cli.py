@@ -76,6 +76,9 @@ INTERNAL_ERROR = 70
 #: Exit status when stdout's reader has gone (as a shell reports a process killed by SIGPIPE).
 BROKEN_PIPE = 141
 
+#: ``--jit`` values -> ``TrainConfig.jit_compile``
+JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
+
 logger = logging.getLogger("mimokd.cli")  # not __name__: `python -m mimokd.cli` runs as __main__
 
 
@@ -312,7 +315,9 @@ def _add_train_args(parser, epochs=20, batch_size=200, lr=2e-3, strategies=DATA_
         "--batch-size", type=positive_int, default=batch_size, help=f"global batch (default: {batch_size})"
     )
     parser.add_argument("--lr", type=positive_float, default=lr, help=f"peak learning rate (default: {lr:g})")
-    parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
+    parser.add_argument("--jit", nargs="?", const="on", default="auto", choices=JIT_CHOICES,
+                        help="compile the train step with XLA: on (plain --jit), off, or auto: XLA with a GPU, not on "
+                        "a CPU, where it was measured slower (default: auto)")
     _add_strategy_args(parser, strategies)
 
 
@@ -333,7 +338,7 @@ def _train_config(args):
         batch_size=args.batch_size,
         peak_lr=args.lr,
         floor_lr=min(5e-5, args.lr / 40),
-        jit_compile=args.jit,
+        jit_compile=JIT_CHOICES[args.jit],
         seed=args.seed,
     )
 
