@@ -35,6 +35,8 @@ receiver's sign (``GREATER_EQUAL``) nor for the transmitter's column norm (``SQU
 ``Nt x Nt`` system) converts to SavedModel only.
 """
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,6 +182,24 @@ def _litert_options(name, calibration, endpoint):
     }
 
 
+# Warnings the converters raise that no user of mimokd can act on, kept off the console: TensorFlow's
+# int8 / int16x8 calibration runs the deprecated tf.lite.Interpreter internally (our checks load the
+# artifacts in ai_edge_litert), and the tf2onnx that Keras bundles probes numpy's removed `np.object`.
+CONVERTER_NOISE = (
+    (r"\s*Warning: tf\.lite\.Interpreter is deprecated", UserWarning),
+    (r"In the future `np\.object` will be defined", FutureWarning),
+)
+
+
+@contextlib.contextmanager
+def quiet_converters():
+    """Ignore :data:`CONVERTER_NOISE` inside the block; every other warning passes as before."""
+    with warnings.catch_warnings():
+        for message, category in CONVERTER_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
 def write_artifact(model, fmt, path, endpoint, calibration=None):
     """Export ``model`` to ``path`` in format ``fmt`` (written to a temporary path, then moved).
 
@@ -216,7 +236,7 @@ def write_artifact(model, fmt, path, endpoint, calibration=None):
             archive.write_out(str(tmp), verbose=False)
         return path
     signature = specs if len(specs) == 1 else [specs]  # a multi-input model takes its inputs as one list
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, quiet_converters():
         if fmt.name == "onnx":
             model.export(str(tmp), format="onnx", input_signature=signature, verbose=False)
         else:

@@ -771,3 +771,23 @@ def test_every_zoo_model_exports_every_part_in_every_format(name, data, tmp_path
     expected = [(part, fmt) for part in ("encoder", "decoder") for fmt in PART_FORMATS[part]]
     assert [(a["part"], a["format"]) for a in manifest["artifacts"]] == expected
     assert all(a["failure"] is None and a["max_abs_diff"] <= a["allowed_abs_diff"] for a in manifest["artifacts"])
+
+
+def test_quiet_converters_drops_only_the_converters_known_noise():
+    """The two third-party warnings the conversions raise are ignored inside ``quiet_converters``
+    (as TensorFlow and Keras word them); any other warning, and the same ones outside it, pass."""
+    import warnings
+
+    from mimokd.export.formats import quiet_converters
+
+    noise = [("    Warning: tf.lite.Interpreter is deprecated and is scheduled for deletion in TF 2.20.", UserWarning),
+             ("In the future `np.object` will be defined as the corresponding NumPy scalar.", FutureWarning)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_converters():
+            for message, category in noise:
+                warnings.warn(message, category)
+            warnings.warn("a real problem", UserWarning)
+        for message, category in noise:
+            warnings.warn(message, category)
+    assert [str(w.message) for w in caught] == ["a real problem"] + [message for message, _ in noise]
