@@ -39,9 +39,9 @@ class TrainConfig:
 
     ``jit_compile``: compile the train step with XLA (``True``), not (``False``), or ``"auto"``,
     Keras' own rule (``Model.compile``): XLA on a GPU / TPU, not on a CPU-only machine nor under a
-    ``tf.distribute`` strategy. On CPU, XLA was measured slower for every trainer
-    (``benchmarks/trainer_speed.py``, README "Performance notes"), so "auto" is the fastest default
-    measured there; the math is the same either way (tests/test_train.py).
+    ``tf.distribute`` strategy. On CPU, whole-step XLA was measured slower in 4 of 6
+    trainer rows (``benchmarks/trainer_speed.py``, README "Performance notes"), so "auto" is the
+    fastest default measured there; the math is the same either way (tests/test_train.py).
     """
 
     epochs: int = 20

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 #: XLA auto-clustering of the fusible ops only: TensorFlow compiles the element-wise chains of a graph
 #: (BatchNorm, activations, losses, the optimizer's update) into fused XLA kernels and leaves
-#: convolutions and matmuls on oneDNN. Measured 1.5-1.8x faster training on a 2-core CPU than
+#: convolutions and matmuls on oneDNN. Measured 1.3-1.6x faster training on a 2-core CPU than
 #: without it, where compiling whole steps with ``jit_compile=True`` was not faster
 #: (benchmarks/trainer_speed.py, README "Performance notes"); the math is the same to float32
 #: round-off (tests/test_xla_default.py). The first step of each graph pays a few seconds of compile.
