@@ -189,3 +189,25 @@ def test_a_library_basicconfig_does_not_print_each_line_twice():
             "logging.getLogger('other').warning('a warning')")
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert err.splitlines() == ["progress line", "warning: a warning"]
+
+
+def test_pipeline_options_reach_run_pipeline(tmp_path, monkeypatch, capsys):
+    """`mimokd pipeline` hands its options to run_pipeline (which tests/test_pipeline.py runs) and prints
+    the results.md it wrote."""
+    import mimokd.pipeline
+
+    seen = {}
+
+    def fake_run_pipeline(**kwargs):
+        seen.update(kwargs)
+        Path(kwargs["out_dir"], "results.md").write_text("| role |\n")
+
+    monkeypatch.setattr(mimokd.pipeline, "run_pipeline", fake_run_pipeline)
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["pipeline", "--out", str(out), "--formats", "onnx,tflite-int8", "--cr", "32", "--no-pretrained",
+                 "--train-samples", "40", "--epochs", "2"]) == 0
+    assert capsys.readouterr().out == "| role |\n"
+    assert seen["formats"] == ["onnx", "tflite-int8"] and seen["cr"] == 32 and seen["pretrained"] is False
+    assert seen["samples"] == (40, 500, 1000) and seen["config"].epochs == 2
+    assert main(["pipeline", "--out", str(out)]) == 0 and seen["formats"] is None  # every format by default

@@ -34,6 +34,7 @@ CASES = [
     (["pipeline", "--train-samples", "0"], "--train-samples: expected a positive integer"),
     (["pipeline", "--out", "{file}"], "--out: {file} is a file"),
     (["pipeline", "--weights-dir", "{file}"], "--weights-dir: {file} is a file; expected a folder"),
+    (["pipeline", "--formats", "tflite-int4"], "--formats: invalid choice: 'tflite-int4' (choose from 'savedmodel'"),
     (["models", "--cr", "4,7"], "--cr: expected a compression ratio"),
     (["generate", "--out", "{file}"], "--out: {file} is a file"),
     (["generate", "--out", "{dir}", "--test-samples", "x"], "--test-samples: expected an integer >= 0, got 'x'"),

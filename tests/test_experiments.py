@@ -57,12 +57,12 @@ SWEEP = Experiment(
     name="tiny-sweep",
     title="tiny",
     source="none",
-    teacher="crnet_cui",
+    teacher="csinet",
     teacher_paper={32: {"nmse_db": -7.9}},
     ratios=(32,),
     runs=(
-        Run("vanilla", "crnet_se", paper={32: {"nmse_db": -7.11}}),
-        Run("a=0.3", "crnet_se", "autoencoder-kd", {"alpha": 0.3, "temperature": 5.0}),
+        Run("vanilla", "csinet", paper={32: {"nmse_db": -7.11}}),
+        Run("a=0.3", "csinet", "autoencoder-kd", {"alpha": 0.3, "temperature": 5.0}),
     ),
     small=TINY,
     paper=TINY,
@@ -99,8 +99,8 @@ def single_run(tmp_path_factory):
 def test_tiny_experiment_writes_table_plots_and_resumes(single_run):
     tmp_path, rows, messages = single_run
     assert [m for m in messages if m.startswith("-- ")] == [  # a progress line per row
-        "-- 1/32: teacher crnet_cui", f"-- 1/32: vanilla ({SWEEP.runs[0].method})", "-- 1/32: a=0.3 (autoencoder-kd)"]
-    assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3"]
+        "-- 1/32: teacher csinet", f"-- 1/32: vanilla ({SWEEP.runs[0].method})", "-- 1/32: a=0.3 (autoencoder-kd)"]
+    assert [r["network"] for r in rows] == ["csinet (teacher)", "vanilla", "a=0.3"]
     for name in ("results.md", "results.json", "curves_cr32.png", "sweep.png"):
         assert (tmp_path / name).stat().st_size > 0
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -117,7 +117,7 @@ def test_tiny_experiment_writes_table_plots_and_resumes(single_run):
     assert by_label["a=0.3"]["nmse_db"] == pytest.approx(nmse_db(test, student.predict(test, verbose=0)), abs=1e-4)
     assert "| a=0.3 |" in (tmp_path / "results.md").read_text()
     # the teacher trains for its own budget, the students for theirs
-    assert len((tmp_path / "teachers" / "crnet_cui_cr32" / "log.csv").read_text().splitlines()) == 1 + 2
+    assert len((tmp_path / "teachers" / "csinet_cr32" / "log.csv").read_text().splitlines()) == 1 + 2
     assert len((tmp_path / "cr32" / SWEEP.runs[1].slug / "log.csv").read_text().splitlines()) == 1 + 1
 
     logs = sorted(tmp_path.rglob("log.csv"))
@@ -139,9 +139,9 @@ def tiny_data():
 @pytest.mark.parametrize("method", ["codeword-mimic", "ip-kd", "sequential"])
 def test_fit_method_returns_the_deployable_autoencoder(method, tiny_data, tmp_path):
     train, val = tiny_data
-    teacher = create_model("crnet_cui", cr=32)
+    teacher = create_model("csinet", cr=32)
     before = [w.copy() for w in teacher.get_weights()]
-    model, extras, logs = fit_method(method, "crnet_se", 32, train, val, out_dir=tmp_path, teacher=teacher,
+    model, extras, logs = fit_method(method, "csinet", 32, train, val, out_dir=tmp_path, teacher=teacher,
                                      config=TrainConfig(epochs=2, batch_size=20))
     assert model.input_shape == (None, 2, 32, 32) and model.output_shape == (None, 2, 32, 32)
     assert model.codeword_dim == 64
@@ -179,13 +179,13 @@ def test_rows_split_across_machines_merge_into_the_single_run_table(single_run, 
 
     caplog.set_level(logging.ERROR, logger="mimokd")
     assert experiment(tmp_path / "a", "--rows", "0/2") == 1  # no teacher yet: refused, nothing trained
-    assert "needs trained teachers, missing: teacher 'crnet_cui (teacher)' at 1/32" in caplog.text
+    assert "needs trained teachers, missing: teacher 'csinet (teacher)' at 1/32" in caplog.text
     assert not (tmp_path / "a").exists() and not teachers.exists()
     with pytest.raises(SystemExit) as exit_:  # a usage error
         experiment(tmp_path / "a", "--rows", "0/2", "--merge")
     assert exit_.value.code == 2
     assert experiment(tmp_path / "t", "--rows", "teachers") == 0
-    assert (teachers / "crnet_cui_cr32" / "result.json").is_file() and not (tmp_path / "t" / "cr32").exists()
+    assert (teachers / "csinet_cr32" / "result.json").is_file() and not (tmp_path / "t" / "cr32").exists()
     assert experiment(tmp_path / "a", "--rows", "0/2") == 0
     assert experiment(tmp_path / "b", "--rows", "1/2") == 0
     assert [p.name for p in (tmp_path / "a" / "cr32").iterdir()] == [SWEEP.runs[0].slug]
@@ -203,7 +203,7 @@ def test_rows_split_across_machines_merge_into_the_single_run_table(single_run, 
     shutil.rmtree(tmp_path / "b")
     shutil.rmtree(teachers)
     rows = merge_experiment(SWEEP, out_dir=merged)
-    assert [r["network"] for r in rows] == ["crnet_cui (teacher)", "vanilla", "a=0.3"]
+    assert [r["network"] for r in rows] == ["csinet (teacher)", "vanilla", "a=0.3"]
     outputs = ("results.md", "results.json", "curves_cr32.png", "sweep.png")
     merged_files = {name: (merged / name).read_bytes() for name in outputs}
     logs = sorted(merged.rglob("log.csv"))

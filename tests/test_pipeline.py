@@ -14,11 +14,16 @@ from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
 
+# the formats of each runtime (TensorFlow, ONNX Runtime, LiteRT float and int8); tests/test_export.py
+# checks every format, the default of run_pipeline
+FORMATS = ["savedmodel", "onnx", "tflite-f32", "tflite-int8"]
+
+
 def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path, caplog, capsys):
     caplog.set_level(logging.INFO, logger="mimokd")
     rows = run_pipeline(
         out_dir=tmp_path, teacher="crnet", student="bcrnet", cr=32, samples=(100, 50, 50),
-        config=TrainConfig(epochs=1, batch_size=25),
+        config=TrainConfig(epochs=1, batch_size=25), formats=FORMATS,
     )
     # no pretrained crnet at 1/32: the teacher is trained here
     assert [r["role"] for r in rows] == ["teacher", "student", "student, encoder-kd"]
@@ -31,7 +36,7 @@ def test_tiny_pipeline_writes_results_and_checked_artifacts(tmp_path, caplog, ca
     exported = {a["format"]: a for a in results["exported"]}
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
     assert exported == {a["format"]: a for a in manifest["artifacts"]}
-    assert {"savedmodel", "onnx", "tflite-f32", "tflite-int8"} <= set(exported)
+    assert list(exported) == FORMATS  # the formats asked for, in that order
     for artifact in exported.values():
         assert artifact["part"] == "encoder"
         assert (tmp_path / "export").joinpath(artifact["path"].split("/")[-1]).exists()
@@ -66,7 +71,8 @@ def test_pipeline_starts_from_a_registered_pretrained_teacher(tmp_path, monkeypa
     teacher = models["crnet"]
     out = tmp_path / "run"
     rows = run_pipeline(out_dir=out, cr=64, samples=(60, 30, 30), config=TrainConfig(epochs=1, batch_size=30),
-                        teacher="crnet", student="bcrnet", weights_dir=weights, method="output-kd")
+                        teacher="crnet", student="bcrnet", weights_dir=weights, method="output-kd",
+                        formats=["tflite-int8"])
     assert [r["role"] for r in rows] == ["teacher (pretrained)", "student", "student (pretrained)", "student, output-kd"]
     assert not (out / "teacher_crnet_cr64").exists()  # not trained here
     # the pretrained teacher's row is the stored weights' NMSE on the test split (float16 storage)
@@ -75,4 +81,6 @@ def test_pipeline_starts_from_a_registered_pretrained_teacher(tmp_path, monkeypa
     csi = load_csi(out / "data" / "DATA_Htestin.mat")
     expected = evaluate_autoencoder(teacher, csi, batch_size=30)["nmse_db"]
     assert abs(rows[0]["nmse_db"] - expected) < 0.05
-    assert json.loads((out / "results.json").read_text())["teacher_entry"] == "crnet-cr64-cost2100-indoor"
+    results = json.loads((out / "results.json").read_text())
+    assert results["teacher_entry"] == "crnet-cr64-cost2100-indoor"
+    assert [a["format"] for a in results["exported"]] == ["tflite-int8"]

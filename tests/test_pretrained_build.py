@@ -57,7 +57,7 @@ def test_measure_entry_falls_back_to_float32_when_float16_costs_more_than_the_to
 
 
 def test_build_re_creates_an_entry_from_its_recipe(tmp_path, monkeypatch):
-    old = measure_entry("crnet", 64, "cost2100-indoor", create_model("crnet", cr=64), recipe=RECIPE,
+    old = measure_entry("csinet", 64, "cost2100-indoor", create_model("csinet", cr=64), recipe=RECIPE,
                         test_samples=6, out_dir=tmp_path / "old", log=lambda *_: None)
     monkeypatch.setattr(registry, "ENTRIES", (old,))
     new = build_entry(old.name, work_dir=tmp_path / "work", out_dir=tmp_path / "new", jit_compile=False,

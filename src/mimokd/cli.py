@@ -656,6 +656,7 @@ def cmd_pipeline(args):
         strategy=args.strategy,
         pretrained=args.pretrained,
         weights_dir=args.weights_dir,
+        formats=args.formats,
     )
     print(Path(args.out, "results.md").read_text(), end="")
 
@@ -987,6 +988,8 @@ def _add_export_args(parser, out, parts_default):
 
 
 def build_parser():
+    from mimokd.export.formats import FORMATS
+
     parser = argparse.ArgumentParser(
         prog="mimokd",
         description="CSI-feedback model zoo with knowledge distillation (Keras 3). "
@@ -1028,6 +1031,8 @@ def build_parser():
                    choices=("output-kd", "autoencoder-kd", "codeword-mimic", "encoder-kd", "ip-kd"),
                    help="the KD method for the student (default: encoder-kd)")
     p.add_argument("--cr", type=compression_ratio, default=16, help="compression ratio 1/gamma (default: 16)")
+    _add_list_arg(p, "--formats", valid=list(FORMATS), default=None, metavar="FORMAT",
+                  help=f"the UE encoder's export formats: {', '.join(FORMATS)} (default: all)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="data and training seed (default: 0)")
     p.add_argument("--train-samples", type=positive_int, default=3000, help="(default: 3000)")
     p.add_argument("--val-samples", type=positive_int, default=500, help="(default: 500)")

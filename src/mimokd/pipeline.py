@@ -124,6 +124,7 @@ def run_pipeline(
     strategy=None,
     pretrained=True,
     weights_dir=None,
+    formats=None,
 ):
     """Run the main job (see the module docstring) and return its result rows.
 
@@ -147,6 +148,8 @@ def run_pipeline(
         pretrained: load the teacher's registered weights for ``data`` when they exist (else, or
             when False, the teacher is trained here).
         weights_dir: a folder of offline weight files (see ``mimokd.pretrained.storage``).
+        formats: the encoder's export formats (default: every format of
+            :data:`~mimokd.export.formats.PART_FORMATS`, each checked in its runtime).
     """
     if method not in NEEDS_TEACHER:
         raise ValueError(f"Unknown KD method {method!r}. Expected one of {NEEDS_TEACHER}")
@@ -197,7 +200,7 @@ def run_pipeline(
 
     logger.info("[4/5] exporting the distilled student's UE encoder to %s, each artifact checked", out / "export")
     artifacts = export_model(model, out / "export", calibration=csi["train"][:200], check=csi["test"],
-                             parts=["encoder"], threads=1)["artifacts"]
+                             parts=["encoder"], formats=formats, threads=1)["artifacts"]
 
     logger.info("[5/5] writing %s, results.json, curves.png", out / "results.md")
     table = markdown_table(rows, RESULT_COLUMNS)
