@@ -2,6 +2,7 @@
 
 import errno
 import json
+import shutil
 import subprocess
 import sys
 
@@ -67,6 +68,23 @@ def uninterrupted(data, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def interrupted(data, tmp_path_factory):
+    """``copy(stop_after, out)``: ``out`` becomes a copy of a run killed after epoch ``stop_after``
+    (each state trained once per module; a run directory holds no path of its own, so a copy resumes
+    as the original would)."""
+    states = {}
+
+    def copy(stop_after, out):
+        if stop_after not in states:
+            states[stop_after] = tmp_path_factory.mktemp(f"interrupted{stop_after}")
+            with pytest.raises(KeyboardInterrupt):
+                _train(data, states[stop_after], callbacks=[Interrupt(stop_after)])
+        shutil.copytree(states[stop_after], out, dirs_exist_ok=True)
+
+    return copy
+
+
 # --- exact resume --------------------------------------------------------------------------------
 
 
@@ -85,9 +103,8 @@ def test_epoch_batches_follow_seed_and_epoch_only():
 
 
 @pytest.mark.parametrize("stop_after", [pytest.param(0, marks=pytest.mark.slow), 1])
-def test_interrupted_and_resumed_run_is_bit_identical(data, uninterrupted, tmp_path, stop_after):
-    with pytest.raises(KeyboardInterrupt):
-        _train(data, tmp_path, callbacks=[Interrupt(stop_after)])
+def test_interrupted_and_resumed_run_is_bit_identical(data, uninterrupted, interrupted, tmp_path, stop_after):
+    interrupted(stop_after, tmp_path)
     assert not (tmp_path / "final.keras").exists()
     _, history = _train(data, tmp_path)
     assert history.epoch == list(range(stop_after + 1, CONFIG.epochs))
@@ -186,9 +203,8 @@ def test_cli_train_refuses_other_settings_unless_overwrite(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", ["truncate-weights", *(pytest.param(d, marks=pytest.mark.slow)
                                                           for d in ("truncate-json", "delete-weights"))])
-def test_damaged_latest_state_resumes_from_the_one_before(data, uninterrupted, tmp_path, damage):
-    with pytest.raises(KeyboardInterrupt):
-        _train(data, tmp_path, callbacks=[Interrupt(1)])
+def test_damaged_latest_state_resumes_from_the_one_before(data, uninterrupted, interrupted, tmp_path, damage):
+    interrupted(1, tmp_path)
     latest = tmp_path / "backup" / ("epoch-00002.json" if damage == "truncate-json" else "epoch-00002.weights.h5")
     if damage == "delete-weights":
         latest.unlink()
@@ -247,10 +263,9 @@ def test_sigkill_while_the_state_is_written_resumes_exactly(data, tmp_path):
 
 @pytest.mark.parametrize("failing_write", [1, pytest.param(2, marks=pytest.mark.slow), 3,
                                            pytest.param(4, marks=pytest.mark.slow)])
-def test_full_disk_names_the_file_and_leaves_earlier_files_intact(data, uninterrupted, tmp_path, monkeypatch,
-                                                                  failing_write):
-    with pytest.raises(KeyboardInterrupt):
-        _train(data, tmp_path, callbacks=[Interrupt(0)])
+def test_full_disk_names_the_file_and_leaves_earlier_files_intact(data, uninterrupted, interrupted, tmp_path,
+                                                                  monkeypatch, failing_write):
+    interrupted(0, tmp_path)
     before = _snapshot(tmp_path)
     real_fsync, calls = mimokd.fileio.os.fsync, []
 
