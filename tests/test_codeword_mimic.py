@@ -280,7 +280,8 @@ def test_codeword_mimic_rejects_mismatched_codewords():
 def test_fit_codeword_mimic_writes_run(data, tmp_path):
     train, val = data
     keras.utils.set_random_seed(7)
-    teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
+    # the run's mechanics, on the zoo's lightest pair (the same codeword size: CsiNet for both)
+    teacher, student = create_model("csinet", cr=32), create_model("csinet", cr=32)
     config = TrainConfig(epochs=3, batch_size=20, seed=1)
     returned, history = fit_codeword_mimic(
         teacher, student, train, val, out_dir=tmp_path, config=config, mimic_epochs=2, verbose=0
@@ -331,16 +332,16 @@ class _Interrupt(keras.callbacks.Callback):
 def test_fit_codeword_mimic_resumes(data, tmp_path):
     train, val = data
     keras.utils.set_random_seed(8)
-    teacher = create_model("crnet_cui", cr=32)
+    teacher = create_model("csinet", cr=32)  # the zoo's lightest pair, as above
     config = TrainConfig(epochs=3, batch_size=20, seed=2)
     kwargs = {"out_dir": tmp_path, "config": config, "mimic_epochs": 2, "scheduler": "constant", "verbose": 0}
     with pytest.raises(KeyboardInterrupt):
-        fit_codeword_mimic(teacher, create_model("crnet_se", cr=32), train, val, callbacks=[_Interrupt()], **kwargs)
+        fit_codeword_mimic(teacher, create_model("csinet", cr=32), train, val, callbacks=[_Interrupt()], **kwargs)
     assert (tmp_path / "backup").is_dir()
     assert [int(r["epoch"]) for r in _log(tmp_path / "log.csv")] == [0, 1]
 
     # a fresh process: new student, same directory
-    student, history = fit_codeword_mimic(teacher, create_model("crnet_se", cr=32), train, val, **kwargs)
+    student, history = fit_codeword_mimic(teacher, create_model("csinet", cr=32), train, val, **kwargs)
     assert history.epoch == [2]  # only the epoch left
     trainer = history.model
     assert int(trainer.optimizer.iterations.numpy()) == 3 * STEPS
