@@ -244,7 +244,7 @@ def _log(path):
 def test_fit_distillation_writes_student_run(data, tmp_path):
     train, val = data
     keras.utils.set_random_seed(5)
-    teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
+    teacher, student = create_model("csinet", cr=32), create_model("csinet", cr=32)  # the lightest pair
     teacher_before = snapshot(teacher.weights)
     student_before = snapshot(student.trainable_weights)
     returned, history = fit_distillation(
@@ -286,7 +286,7 @@ def test_fit_distillation_rejects_unknown_method(pair, tmp_path):
 def test_fit_encoder_kd_writes_both_steps(data, tmp_path):
     train, val = data
     keras.utils.set_random_seed(6)
-    teacher, student = create_model("crnet_cui", cr=32), create_model("crnet_se", cr=32)
+    teacher, student = create_model("csinet", cr=32), create_model("csinet", cr=32)  # the lightest pair
     teacher.trainable = False  # a trained teacher, frozen: the copy of its decoder must still train
     teacher_before = snapshot(teacher.weights)
     joined, histories = fit_encoder_kd(teacher, student, train, val, out_dir=tmp_path, config=TINY, verbose=0)

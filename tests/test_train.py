@@ -63,11 +63,11 @@ def test_interrupted_run_resumes_from_backup(data, tmp_path):
     train, val = data
     config = TrainConfig(epochs=3, batch_size=20, seed=1)
     with pytest.raises(KeyboardInterrupt):
-        fit_autoencoder("crnet_se", train, val, out_dir=tmp_path, config=config,
+        fit_autoencoder("csinet", train, val, out_dir=tmp_path, config=config,
                         callbacks=[_Interrupt()], verbose=0, cr=16)
     assert (tmp_path / "backup").is_dir()
     assert (tmp_path / "best.keras").is_file()
-    model, history = fit_autoencoder("crnet_se", train, val, out_dir=tmp_path, config=config,
+    model, history = fit_autoencoder("csinet", train, val, out_dir=tmp_path, config=config,
                                      verbose=0, cr=16)
     assert history.epoch == [2]  # only the epoch left
     assert _epochs(tmp_path / "log.csv") == [0, 1, 2]
@@ -77,7 +77,7 @@ def test_interrupted_run_resumes_from_backup(data, tmp_path):
 
 def test_one_device_strategy(data, tmp_path):
     train, val = data
-    model, history = fit_autoencoder("crnet", train, val, out_dir=tmp_path, strategy="cpu",
+    model, history = fit_autoencoder("csinet", train, val, out_dir=tmp_path, strategy="cpu",
                                      config=TrainConfig(epochs=1, batch_size=20), verbose=0, cr=32)
     assert np.isfinite(history.history["val_nmse"][0])
 
