@@ -61,7 +61,9 @@ def csi():
 
 @pytest.fixture(scope="module")
 def teacher():
-    return create_model("crnet_cui", cr=32)
+    """The BS autoencoder. The parties' mechanics run on the zoo's lightest model, CsiNet, for the
+    teacher and the UE's student alike (codewords of 64 at 1/32)."""
+    return create_model("csinet", cr=32)
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +328,7 @@ def test_export_pairs_writes_the_encoders_codewords(tmp_path, teacher, csi, teac
 
 
 def test_fit_encoder_on_pairs(tmp_path, csi, teacher_codewords):
-    student = create_model("crnet_se", cr=32)
+    student = create_model("csinet", cr=32)
     encoder = student.encoder
     initial = [w.numpy().copy() for w in encoder.trainable_weights]
     decoder_before = _weights(student.decoder)
@@ -353,7 +355,7 @@ def test_fit_encoder_on_pairs(tmp_path, csi, teacher_codewords):
 
 @pytest.mark.parametrize("fit", [fit_encoder_on_pairs, fit_decoder_on_pairs])
 def test_fit_on_pairs_rejects_mismatched_codeword_length(tmp_path, csi, fit):
-    model = create_model("crnet_se", cr=32)  # codewords of 64
+    model = create_model("csinet", cr=32)  # codewords of 64
     wrong = np.zeros((40, 32), np.float32)
     with pytest.raises(ValueError, match="codeword length"):
         if fit is fit_encoder_on_pairs:
@@ -370,7 +372,7 @@ def test_fit_decoder_on_pairs(tmp_path, csi, teacher, teacher_codewords):
                                             config=TINY, verbose=0)
     assert trained is decoder
     moved = [not np.allclose(a, w.numpy()) for a, w in zip(initial, decoder.trainable_weights)]
-    assert all(moved)  # the CRBlocks' too, once their ReZero scales left 0 after the first step
+    assert all(moved)
     for key in ("loss", "val_loss", "val_nmse", "val_rho"):
         assert len(history.history[key]) == 2
     record = json.loads((tmp_path / "config.json").read_text())
@@ -389,7 +391,7 @@ def test_fit_decoder_on_pairs(tmp_path, csi, teacher, teacher_codewords):
 def ip_kd_run(tmp_path_factory, teacher, csi):
     out = tmp_path_factory.mktemp("ip_kd")
     teacher_before = _weights(teacher)
-    student_encoder = create_model("crnet_se", cr=32).encoder
+    student_encoder = create_model("csinet", cr=32).encoder
     model, sizes = fit_ip_kd(teacher, student_encoder, csi, out_dir=out, config=ONE, codeword_bits=8,
                              verbose=0)
     return out, model, sizes, teacher_before
@@ -447,9 +449,9 @@ def test_ip_kd_result_saves_and_loads(ip_kd_run, csi, tmp_path):
 @pytest.fixture(scope="module")
 def sequential_run(tmp_path_factory, csi):
     out = tmp_path_factory.mktemp("sequential")
-    ue_encoder = create_model("crnet_se", cr=32).encoder
+    ue_encoder = create_model("csinet", cr=32).encoder
     initial = [w.numpy().copy() for w in ue_encoder.trainable_weights]
-    model = fit_sequential(lambda: create_model("crnet_se", cr=32), ue_encoder, csi, _csi(10, seed=1),
+    model = fit_sequential(lambda: create_model("csinet", cr=32), ue_encoder, csi, _csi(10, seed=1),
                            out_dir=out, config=ONE, verbose=0)
     return out, model, ue_encoder, initial
 
