@@ -48,7 +48,7 @@ def test_models_table(capsys):
 
 def test_train_then_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
-    args = ["--model", "crnet_se", "--cr", "32", "--epochs", "1", "--batch-size", "20",
+    args = ["--model", "csinet", "--cr", "32", "--epochs", "1", "--batch-size", "20",
             "--train-samples", "40", "--val-samples", "20", "--test-samples", "20", "--out", str(run)]
     assert main(["train", *args]) == 0
     assert "NMSE" in capsys.readouterr().out
@@ -104,7 +104,7 @@ def test_closed_stdout_is_not_an_error():
     """``mimokd models | head -1``: the reader closes the pipe; the command stops quietly (141, as a
     shell reports SIGPIPE) instead of an internal error, and no 'Exception ignored' at exit."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI's own default
-    child = subprocess.Popen([sys.executable, "-m", "mimokd.cli", "models"], cwd=REPO, env=env,
+    child = subprocess.Popen([sys.executable, "-m", "mimokd.cli", "models", "--cr", "64"], cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     child.stdout.close()  # long before the table is printed (importing TensorFlow takes seconds)
     err = child.stderr.read()
