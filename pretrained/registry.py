@@ -456,6 +456,35 @@ ENTRIES = (
             paper_source='Wen et al. 2018 (CsiNet), indoor',
         ),
     ),
+    PretrainedEntry(
+        model='csinet',
+        cr=32,
+        dataset='cost2100-outdoor',
+        file='csinet-cr32-cost2100-outdoor.weights.h5',
+        sha256='f70119fa121a129b34542287868833cbe966c8d1c058ba8400a19bf6c9432c16',
+        size=636856,
+        recipe=Recipe(
+            data='cost2100-outdoor',
+            data_seed=0,
+            train_samples=100000,
+            epochs=4,
+            batch_size=50,
+            schedule='Adam, warm-up cosine 2e-3 -> 5e-5 (3% warm-up), MSE',
+            val_samples=10000,
+            commit='195412c',
+            machine="this repo's 2-core CPU (TensorFlow, XLA), 11 min of training on quiet cores; Wen et al. train 1000 epochs",
+            notes='A CPU-budget entry: 4 epochs (8,000 steps at batch 50), the recipe of the 1/4 and 1/16 outdoor entries. Validation after each epoch: -0.28, -1.15, -1.63, -1.81 dB; the published 1/32 weights of Wen et al. score -3.02 dB on this data.',
+        ),
+        metrics=Metrics(
+            nmse_db=-1.7803,
+            nmse_db_per_batch=-1.7808,
+            rho=0.56936,
+            test_samples=20000,
+            test_split='cost2100-outdoor test, seed 0, drops 0..19999',
+            paper_nmse_db=-2.81,
+            paper_source='Wen et al. 2018 (CsiNet), outdoor',
+        ),
+    ),
 )
 
 
