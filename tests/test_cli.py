@@ -16,6 +16,8 @@ import mimokd
 from mimokd import cli
 from mimokd.cli import main
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 REPO = Path(__file__).parents[1]
 
 

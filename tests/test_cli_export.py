@@ -12,6 +12,8 @@ from mimokd.export import formats
 from mimokd.export.artifacts import ENCODER
 from mimokd.export.runtimes import load_runner
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 DATA = ["--calibration-samples", "64", "--test-samples", "32"]
 
 

@@ -7,6 +7,8 @@ from mimokd.cli import main
 from mimokd.train.checkpoints import load_checkpoint
 from mimokd.train.ip_kd import load_pairs
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 SAMPLES = ["--train-samples", "40", "--val-samples", "20", "--test-samples", "20"]
 FAST = ["--epochs", "1", "--batch-size", "20"]
 

@@ -14,6 +14,8 @@ from mimokd.train import TrainConfig
 from mimokd.train.methods import METHODS, NEEDS_TEACHER, fit_method
 from mimokd.zoo import create_model, list_models
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 TINY = Scale(train=40, val=20, test=20, epochs=1, batch_size=20, teacher_epochs=2)
 
 

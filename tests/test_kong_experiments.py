@@ -9,6 +9,8 @@ from mimokd.cli import main
 from mimokd.experiments.kong import FIG2, DNN_SCHEMES, KongScale, receiver_flops_formula, run_kong
 from mimokd.experiments.runner import Share
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 TINY = KongScale(iterations=4, batch_size=16, steps_per_epoch=2, width=0.05, test_channels=40, val_channels=20,
                  codebook_channels=128, lloyd_iterations=1)
 

@@ -4,6 +4,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 
 from mimokd.pipeline import run_pipeline
 from mimokd.pretrained import registry
@@ -12,6 +13,8 @@ from mimokd.pretrained.storage import make_entry, save_entry_weights
 from mimokd.train import TrainConfig
 from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
+
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
 
 
 # the formats of each runtime (TensorFlow, ONNX Runtime, LiteRT float and int8); tests/test_export.py

@@ -15,6 +15,8 @@ from mimokd.pretrained.storage import file_digest, load_entry_weights
 from mimokd.train.vanilla import evaluate_autoencoder
 from mimokd.zoo import create_model
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 RECIPE = Recipe(data="cost2100-indoor", data_seed=3, train_samples=40, val_samples=10, epochs=1, batch_size=20,
                 schedule="warm-up cosine")
 

@@ -17,6 +17,8 @@ from mimokd.fileio import DiskFullError, settings_differences
 from mimokd.train import TrainConfig, fit_autoencoder
 from mimokd.train.runs import RunConflictError, epoch_batches, fit_run, read_log
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 CONFIG = TrainConfig(epochs=3, batch_size=20, seed=5)
 
 

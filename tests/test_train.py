@@ -129,6 +129,18 @@ def test_xla_step_computes_the_plain_step_math():
     assert_same_step_math(*runs, batchnorms=18)
 
 
+@pytest.mark.parametrize("eager", [False, pytest.param(True, marks=pytest.mark.eager)])
+def test_tf_functions_are_graphs_unless_the_test_is_marked_eager(eager):
+    """tests/conftest.py: this file tests the compiled steps users run, so its ``tf.function``s are
+    traced into graphs; only tests marked ``eager`` run them as Python."""
+    import tensorflow as tf
+
+    assert tf.config.functions_run_eagerly() is eager
+    step = tf.function(lambda x: x + 1)
+    assert step(tf.constant(1.0)).numpy() == 2.0
+    assert step.experimental_get_tracing_count() == (0 if eager else 1)
+
+
 def test_jit_compile_defaults_to_keras_auto_rule(data, tmp_path):
     """The default leaves XLA to Keras' rule (on with a GPU, off on a CPU-only machine, where it was
     measured slower); ``mimokd train --jit`` / ``--jit off`` choose it."""

@@ -21,6 +21,8 @@ from mimokd.experiments.zhang import (
     run_zhang,
 )
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 TINY = ZhangScale(train=96, test=64, epochs=1, batch_size=32, width=0.25)
 
 

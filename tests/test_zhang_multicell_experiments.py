@@ -9,6 +9,8 @@ from mimokd.cli import main
 from mimokd.experiments import zhang_multicell as mc
 from mimokd.experiments.zhang import ZhangScale
 
+pytestmark = pytest.mark.eager  # orchestration of tiny fits: tests/conftest.py
+
 TINY = ZhangScale(train=48, test=12, epochs=1, batch_size=64, width=0.05)
 
 
