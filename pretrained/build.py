@@ -161,7 +161,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         model, cr, dataset: the entry's key.
         recipe: the :class:`~mimokd.pretrained.registry.Recipe`: data, samples, epochs, batch, seed,
             ``method`` and, for a KD method, ``teacher`` (a registered entry of the same ratio and
-            dataset, loaded with its checksum verified).
+            dataset, loaded with its checksum verified); ``init``, a registered entry of the same
+            model and ratio (any dataset) whose weights start the training.
         work_dir: the resumable run (``work_dir/run``; a rerun resumes it) and generated data.
         data_dir: an existing dataset folder of ``recipe.data`` / ``recipe.data_seed`` to read
             instead of generating one (its first ``train_samples`` / ``val_samples`` are used).
@@ -187,14 +188,21 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
             raise ValueError(f"The teacher {known.name} is for 1/{known.cr} on {known.dataset}; the student is "
                              f"1/{cr} on {dataset}")
         teacher = create_model(known.model, cr=cr, weights=known.name)
+    init = None
+    if recipe.init:
+        start = get_entry(recipe.init, registry=registry)
+        if (start.model, start.cr) != (model, cr):
+            raise ValueError(f"The initial weights {start.name} are of {start.model} 1/{start.cr}; the entry is "
+                             f"{model} 1/{cr}: init must be an entry of the same model and ratio")
+        init = create_model(model, cr=cr, weights=start.name)
     work = Path(work_dir)
     train, val = _splits(recipe, work, None if data_dir is None else Path(data_dir), workers, log)
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed,
                          jit_compile=jit_compile)
-    log(f"training {model} 1/{cr} by {recipe.method} for {config.epochs} epochs on {len(train)} samples "
-        f"-> {work / 'run'}")
+    log(f"training {model} 1/{cr} by {recipe.method} for {config.epochs} epochs on {len(train)} samples"
+        + (f", starting from {recipe.init}" if recipe.init else "") + f" -> {work / 'run'}")
     trained, _, _ = fit_method(recipe.method, model, cr, train, val, out_dir=work / "run", teacher=teacher,
-                               config=config, verbose=2)
+                               init=init, config=config, verbose=2)
     data_dir = work / "data" if data_dir is None else Path(data_dir)
     return measure_entry(model, cr, dataset, as_preset(trained, model, cr), recipe=recipe,
                          test_samples=test_samples, out_dir=out_dir, data_dir=data_dir, paper_nmse_db=paper_nmse_db,

@@ -54,6 +54,8 @@ class Recipe:
     schedule: str  # e.g. "warm-up cosine, peak 2e-3, floor 5e-5, 5 warm-up epochs"
     method: str = "vanilla"  # "vanilla" or a KD method of `mimokd distill` (e.g. "codeword-mimic")
     teacher: str | None = None  # the teacher's entry name, for students trained by KD
+    init: str | None = None  # the entry of the same model and ratio whose weights start the training
+    #                          (fine-tuning, e.g. from another dataset's entry); None: the seed's init
     seed: int = 0  # the training seed
     val_samples: int | None = None
     commit: str = ""  # the code commit that trained it
@@ -711,13 +713,14 @@ def registry_rows(*, registry=None, model=None, dataset=None, cr=None):
     for e in list_entries(model, dataset, cr, registry=registry):
         r, m = e.recipe, e.metrics
         method = r.method + (f" from {r.teacher}" if r.teacher else "")
+        start = f", started from {r.init}" if r.init else ""
         paper = "" if m.paper_nmse_db is None else f"{m.paper_nmse_db:.2f}" + (
             f" ({m.paper_source})" if m.paper_source else "")
         rows.append(dict(
             name=e.name, ratio=f"1/{e.cr}", dataset=e.dataset,
             nmse=f"{m.nmse_db:.2f}", nmse_pb=f"{m.nmse_db_per_batch:.2f}", rho=f"{m.rho:.4f}",
             paper=paper,
-            training=f"{method}, {r.epochs} epochs x {r.train_samples:,} samples",
+            training=f"{method}, {r.epochs} epochs x {r.train_samples:,} samples{start}",
             budget=r.machine, stored=f"{e.dtype}, {_mb(e.size)}",
         ))
     return rows

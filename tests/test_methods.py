@@ -15,3 +15,31 @@ def test_fit_method_is_reproducible_from_its_seed_student_initialisation_include
     same = [np.array_equal(x, y) for x, y in zip(runs[0].get_weights(), runs[1].get_weights())]
     other = [np.array_equal(x, y) for x, y in zip(runs[0].get_weights(), runs[2].get_weights())]
     assert all(same) and not all(other)
+
+
+def test_fit_method_starts_from_init_and_refuses_another_architecture(tmp_path):
+    """``init=``: at learning rate 0 the trained weights are exactly ``init``'s (BatchNorm's moving
+    statistics excepted: they follow the data), not the seed's initialisation; ``init`` itself is
+    not changed."""
+    import keras
+    import pytest
+
+    from mimokd.zoo import create_model
+
+    csi = np.random.default_rng(1).random((8, 2, 32, 32), dtype=np.float32)
+    keras.utils.set_random_seed(7)
+    init = create_model("csinet", cr=64)
+    before = [w.numpy().copy() for w in init.trainable_weights]
+    frozen = TrainConfig(epochs=1, batch_size=4, seed=3, peak_lr=0.0, floor_lr=0.0)
+    trained = fit_method("vanilla", "csinet", 64, csi, csi[:4], out_dir=tmp_path / "a", init=init, verbose=0,
+                         config=frozen)[0]
+    fresh = fit_method("vanilla", "csinet", 64, csi, csi[:4], out_dir=tmp_path / "b", verbose=0, config=frozen)[0]
+    for got, want, other in zip(trained.trainable_weights, before, fresh.trainable_weights):
+        np.testing.assert_array_equal(got.numpy(), want)
+        if other.path.endswith("kernel"):  # random initialisers (biases start at 0 either way)
+            assert not np.array_equal(other.numpy(), want), other.path
+    for got, want in zip(init.trainable_weights, before):
+        np.testing.assert_array_equal(got.numpy(), want)
+    with pytest.raises(ValueError, match="init= must be a csinet_cr64 of the same architecture"):
+        fit_method("vanilla", "csinet", 64, csi, csi[:4], out_dir=tmp_path / "c", init=create_model("csinet", cr=32),
+                   verbose=0, config=frozen)

@@ -153,7 +153,8 @@ def server(tmp_path, monkeypatch):
 
 
 def test_the_real_registry_is_consistent_with_its_files():
-    """Every registered entry: a zoo model, a known teacher, its file in the checkout verified."""
+    """Every registered entry: a zoo model, a known teacher and initial entry, its file in the
+    checkout verified."""
     entries = registry.ENTRIES
     assert len({e.name for e in entries}) == len(entries) and len({e.file for e in entries}) == len(entries)
     names = {e.name for e in entries}
@@ -161,6 +162,7 @@ def test_the_real_registry_is_consistent_with_its_files():
         assert e.model in PRESETS, e.name
         assert e.file == f"{e.name}.weights.h5"
         assert e.recipe.teacher is None or e.recipe.teacher in names, e.name
+        assert e.recipe.init is None or e.recipe.init in names, e.name
         assert e.metrics.test_samples > 0 and e.recipe.commit, e.name
         path = REPO / "pretrained" / "weights" / e.file
         assert file_digest(path) == (e.sha256, e.size), e.name

@@ -139,6 +139,35 @@ def test_train_entry_refuses_a_missing_or_mismatched_teacher_and_data(tmp_path, 
                     data_dir=tmp_path / "seed0")
 
 
+def test_train_entry_starts_from_the_init_entry_and_refuses_another_model(tmp_path, monkeypatch):
+    """``Recipe.init`` (``--init``): the run starts from that entry's stored weights (loaded with its
+    checksum verified), the recipe and the table say so; another model or ratio is refused."""
+    from mimokd.train import methods
+
+    start, start_file = _registered_teacher(tmp_path, monkeypatch, model="csinet")
+    stored = create_model("csinet", cr=64)
+    load_entry_weights(stored, start_file)
+    seen = []
+    real = methods.fit_method
+
+    def spy(*args, init=None, **kwargs):
+        seen.append(init)
+        return real(*args, init=init, **kwargs)
+
+    monkeypatch.setattr(methods, "fit_method", spy)
+    recipe = Recipe(**{**RECIPE.__dict__, "init": start.name})
+    entry = train_entry("csinet", 64, "cost2100-indoor", recipe, work_dir=tmp_path / "work", test_samples=6,
+                        out_dir=tmp_path / "out", jit_compile=False, log=lambda *_: None)
+    assert len(seen) == 1
+    for got, want in zip(seen[0].weights, stored.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert entry.recipe.init == start.name
+    monkeypatch.setattr(registry, "ENTRIES", (start, entry.__class__(**{**entry.__dict__, "dataset": "other"})))
+    assert f"started from {start.name}" in registry.registry_table(dataset="other")
+    with pytest.raises(ValueError, match="of csinet 1/64; the entry is crnet 1/64: init must be an entry of the same"):
+        train_entry("crnet", 64, "cost2100-indoor", recipe, work_dir=tmp_path / "w")
+
+
 def test_as_preset_copies_encoder_and_decoder_and_refuses_other_shapes():
     source = create_model("crnet_cui", cr=64)
     se = create_model("crnet_se", cr=64)

@@ -42,8 +42,17 @@ def _seconds(*logs):
     return float(sum(np.nansum(read_log(log)["seconds"]) for log in logs))
 
 
-def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, config=None, finetune_epochs=None,
-               verbose="auto", **params):
+def _start_from(student, init):
+    """Copy ``init``'s weights into ``student`` (the same architecture, checked weight by weight)."""
+    got, want = [w.shape for w in init.weights], [w.shape for w in student.weights]
+    if got != want:
+        raise ValueError(f"init= must be a {student.name} of the same architecture: its weight shapes are {got}, "
+                         f"expected {want}")
+    student.set_weights(init.get_weights())
+
+
+def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, init=None, config=None,
+               finetune_epochs=None, verbose="auto", **params):
     """Train the zoo network ``model`` at ratio ``1/cr`` by ``method`` (one of ``METHODS``).
 
     Args:
@@ -55,6 +64,9 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
         out_dir: the run directory, a ``str`` or ``Path`` (two-stage methods make sub-directories).
         teacher: the trained teacher :class:`~mimokd.zoo.CsiAutoencoder` (methods in
             ``NEEDS_TEACHER``).
+        init: a trained :class:`~mimokd.zoo.CsiAutoencoder` of the same preset and ratio whose
+            weights start the student (fine-tuning, e.g. an entry of another dataset); ``None``:
+            the initial weights of ``config.seed``.
         config: :class:`~mimokd.train.TrainConfig` of the (first) stage.
         finetune_epochs: epochs of the second stage (encoder KD, the variant's decoder); default a
             quarter of ``config.epochs``.
@@ -77,6 +89,8 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
     second = finetune_config(config, finetune_epochs or max(1, config.epochs // 4))
     keras.utils.set_random_seed(config.seed)  # the student's initial weights follow the seed
     student = create_model(model, cr=cr)
+    if init is not None:
+        _start_from(student, init)
     data = (train_csi, val_csi)
     load = keras.saving.load_model
     if method == "vanilla":

@@ -747,8 +747,8 @@ def cmd_pretrained_train(args):
 
     recipe = Recipe(data=args.dataset, data_seed=args.seed, train_samples=args.train_samples, epochs=args.epochs,
                     batch_size=args.batch_size, schedule=describe_schedule(args.method, args.epochs),
-                    method=args.method, teacher=args.teacher, val_samples=args.val_samples, machine=args.machine,
-                    notes=args.notes)
+                    method=args.method, teacher=args.teacher, init=args.init, val_samples=args.val_samples,
+                    machine=args.machine, notes=args.notes)
     entry = train_entry(args.model, args.cr, args.dataset, recipe, work_dir=args.work_dir, data_dir=args.data_dir,
                         test_samples=args.test_samples, out_dir=args.out_dir, paper_nmse_db=args.paper_nmse,
                         paper_source=args.paper_source, workers=args.workers)
@@ -1379,6 +1379,8 @@ def build_parser():
                    help="vanilla or a KD method (default: vanilla)")
     a.add_argument("--teacher", default=None, help="the teacher's entry name, for a KD method, e.g. "
                    "crnet-cr16-cost2100-indoor")
+    a.add_argument("--init", default=None, help="start from this entry's weights (same model and ratio, e.g. the "
+                   "indoor entry for an outdoor one); default: a fresh initialisation")
     a.add_argument("--epochs", type=positive_int, required=True)
     a.add_argument("--batch-size", type=positive_int, default=200)
     a.add_argument("--train-samples", type=positive_int, default=100000)
