@@ -162,7 +162,8 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
         recipe: the :class:`~mimokd.pretrained.registry.Recipe`: data, samples, epochs, batch, seed,
             ``method`` and, for a KD method, ``teacher`` (a registered entry of the same ratio and
             dataset, loaded with its checksum verified); ``init``, a registered entry of the same
-            model and ratio (any dataset) whose weights start the training.
+            model (any dataset) whose weights start the training: all of them at the same ratio,
+            all but the codeword's dense layers at another (``fit_method(init=)``).
         work_dir: the resumable run (``work_dir/run``; a rerun resumes it) and generated data.
         data_dir: an existing dataset folder of ``recipe.data`` / ``recipe.data_seed`` to read
             instead of generating one (its first ``train_samples`` / ``val_samples`` are used).
@@ -191,10 +192,10 @@ def train_entry(model, cr, dataset, recipe, *, work_dir, data_dir=None, test_sam
     init = None
     if recipe.init:
         start = get_entry(recipe.init, registry=registry)
-        if (start.model, start.cr) != (model, cr):
-            raise ValueError(f"The initial weights {start.name} are of {start.model} 1/{start.cr}; the entry is "
-                             f"{model} 1/{cr}: init must be an entry of the same model and ratio")
-        init = create_model(model, cr=cr, weights=start.name)
+        if start.model != model:
+            raise ValueError(f"The initial weights {start.name} are of {start.model}; the entry is {model} 1/{cr}: "
+                             "init must be an entry of the same model")
+        init = create_model(model, cr=start.cr, weights=start.name)
     work = Path(work_dir)
     train, val = _splits(recipe, work, None if data_dir is None else Path(data_dir), workers, log)
     config = TrainConfig(epochs=recipe.epochs, batch_size=recipe.batch_size, seed=recipe.seed,

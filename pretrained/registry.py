@@ -54,8 +54,8 @@ class Recipe:
     schedule: str  # e.g. "warm-up cosine, peak 2e-3, floor 5e-5, 5 warm-up epochs"
     method: str = "vanilla"  # "vanilla" or a KD method of `mimokd distill` (e.g. "codeword-mimic")
     teacher: str | None = None  # the teacher's entry name, for students trained by KD
-    init: str | None = None  # the entry of the same model and ratio whose weights start the training
-    #                          (fine-tuning, e.g. from another dataset's entry); None: the seed's init
+    init: str | None = None  # the entry of the same model whose weights start the training (fine-tuning,
+    #                          e.g. another dataset's; at another ratio, all but the dense layers); None: the seed's
     seed: int = 0  # the training seed
     val_samples: int | None = None
     commit: str = ""  # the code commit that trained it

@@ -141,7 +141,7 @@ def test_train_entry_refuses_a_missing_or_mismatched_teacher_and_data(tmp_path, 
 
 def test_train_entry_starts_from_the_init_entry_and_refuses_another_model(tmp_path, monkeypatch):
     """``Recipe.init`` (``--init``): the run starts from that entry's stored weights (loaded with its
-    checksum verified), the recipe and the table say so; another model or ratio is refused."""
+    checksum verified), the recipe and the table say so; another model is refused."""
     from mimokd.train import methods
 
     start, start_file = _registered_teacher(tmp_path, monkeypatch, model="csinet")
@@ -164,7 +164,7 @@ def test_train_entry_starts_from_the_init_entry_and_refuses_another_model(tmp_pa
     assert entry.recipe.init == start.name
     monkeypatch.setattr(registry, "ENTRIES", (start, entry.__class__(**{**entry.__dict__, "dataset": "other"})))
     assert f"started from {start.name}" in registry.registry_table(dataset="other")
-    with pytest.raises(ValueError, match="of csinet 1/64; the entry is crnet 1/64: init must be an entry of the same"):
+    with pytest.raises(ValueError, match="are of csinet; the entry is crnet 1/64: init must be an entry of the same"):
         train_entry("crnet", 64, "cost2100-indoor", recipe, work_dir=tmp_path / "w")
 
 

@@ -43,12 +43,23 @@ def _seconds(*logs):
 
 
 def _start_from(student, init):
-    """Copy ``init``'s weights into ``student`` (the same architecture, checked weight by weight)."""
-    got, want = [w.shape for w in init.weights], [w.shape for w in student.weights]
-    if got != want:
-        raise ValueError(f"init= must be a {student.name} of the same architecture: its weight shapes are {got}, "
-                         f"expected {want}")
-    student.set_weights(init.get_weights())
+    """Copy ``init``'s weights into ``student``: all of them for the same preset and ratio; across
+    ratios, every weight whose shape matches (all but the codeword's dense layers, which keep the
+    seed's initialisation). Returns the number of weights copied.
+
+    Raises:
+        ValueError: ``init`` is another architecture (its weights are not the student's, path by path).
+    """
+    paths = [w.path for w in student.weights]
+    if [w.path for w in init.weights] != paths:
+        raise ValueError(f"init= must be a {student.name.rsplit('_cr', 1)[0]} network like the student: its weights "
+                         f"are {[w.path for w in init.weights][:4]}..., expected {paths[:4]}...")
+    copied = 0
+    for own, given in zip(student.weights, init.weights):
+        if tuple(own.shape) == tuple(given.shape):
+            own.assign(given)
+            copied += 1
+    return copied
 
 
 def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, init=None, config=None,
@@ -64,9 +75,10 @@ def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, 
         out_dir: the run directory, a ``str`` or ``Path`` (two-stage methods make sub-directories).
         teacher: the trained teacher :class:`~mimokd.zoo.CsiAutoencoder` (methods in
             ``NEEDS_TEACHER``).
-        init: a trained :class:`~mimokd.zoo.CsiAutoencoder` of the same preset and ratio whose
-            weights start the student (fine-tuning, e.g. an entry of another dataset); ``None``:
-            the initial weights of ``config.seed``.
+        init: a trained :class:`~mimokd.zoo.CsiAutoencoder` of the same preset whose weights
+            start the student (fine-tuning, e.g. an entry of another dataset): all of them at the
+            same ratio; at another ratio all but the codeword's dense layers, which start from
+            ``config.seed``. ``None``: the initial weights of ``config.seed``.
         config: :class:`~mimokd.train.TrainConfig` of the (first) stage.
         finetune_epochs: epochs of the second stage (encoder KD, the variant's decoder); default a
             quarter of ``config.epochs``.

@@ -1379,8 +1379,9 @@ def build_parser():
                    help="vanilla or a KD method (default: vanilla)")
     a.add_argument("--teacher", default=None, help="the teacher's entry name, for a KD method, e.g. "
                    "crnet-cr16-cost2100-indoor")
-    a.add_argument("--init", default=None, help="start from this entry's weights (same model and ratio, e.g. the "
-                   "indoor entry for an outdoor one); default: a fresh initialisation")
+    a.add_argument("--init", default=None, help="start from this entry's weights (the same model, e.g. the indoor "
+                   "entry for an outdoor one; at another ratio all but the codeword's dense layers); default: a "
+                   "fresh initialisation")
     a.add_argument("--epochs", type=positive_int, required=True)
     a.add_argument("--batch-size", type=positive_int, default=200)
     a.add_argument("--train-samples", type=positive_int, default=100000)
