@@ -45,7 +45,8 @@ def _seconds(*logs):
 def _start_from(student, init):
     """Copy ``init``'s weights into ``student``: all of them for the same preset and ratio; across
     ratios, every weight whose shape matches (all but the codeword's dense layers, which keep the
-    seed's initialisation). Returns the number of weights copied.
+    seed's initialisation). An in-memory copy, variable by variable: Keras'
+    ``load_weights(skip_mismatch=True)`` reads files, and an entry's file is float16.
 
     Raises:
         ValueError: ``init`` is another architecture (its weights are not the student's, path by path).
@@ -54,12 +55,9 @@ def _start_from(student, init):
     if [w.path for w in init.weights] != paths:
         raise ValueError(f"init= must be a {student.name.rsplit('_cr', 1)[0]} network like the student: its weights "
                          f"are {[w.path for w in init.weights][:4]}..., expected {paths[:4]}...")
-    copied = 0
     for own, given in zip(student.weights, init.weights):
         if tuple(own.shape) == tuple(given.shape):
             own.assign(given)
-            copied += 1
-    return copied
 
 
 def fit_method(method, model, cr, train_csi, val_csi, *, out_dir, teacher=None, init=None, config=None,
