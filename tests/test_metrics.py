@@ -67,6 +67,20 @@ def test_nmse_closed_form():
         nmse(y, p[:, :1])
 
 
+def test_rho_in_chunks_equals_the_loop_and_refuses_a_sample_count_mismatch():
+    """Chunks of 2 over 5 samples (a short last chunk), with CSI and with frequency-domain references."""
+    from mimokd.channels.transforms import csi_to_frequency
+
+    y, p = _pair(n=5)
+    expected = _loop_rho(y, p)
+    np.testing.assert_allclose(rho_per_sample(p, y, chunk=2), expected, rtol=1e-6)
+    np.testing.assert_allclose(rho_per_sample(p, csi_to_frequency(y), chunk=2), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="one sample per prediction: received 4"):
+        rho_per_sample(p, y[:4], chunk=2)
+    with pytest.raises(ValueError, match="frequency-domain CSI"):
+        rho_per_sample(p, csi_to_frequency(y)[:, :, :100])
+
+
 def test_rho_matches_loop_and_bounds():
     y, p = _pair(n=3)
     np.testing.assert_allclose(rho_per_sample(p, y), _loop_rho(y, p), rtol=1e-6)

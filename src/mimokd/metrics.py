@@ -77,20 +77,34 @@ def rho(y_pred, reference):
     return float(np.mean(rho_per_sample(y_pred, reference)))
 
 
-def rho_per_sample(y_pred, reference):
-    """Per-sample rho, float64 ``[N]`` (mean over the 125 subcarriers); see :func:`rho`."""
+def rho_per_sample(y_pred, reference, *, chunk=1024):
+    """Per-sample rho, float64 ``[N]`` (mean over the 125 subcarriers); see :func:`rho`.
+
+    Computed ``chunk`` samples at a time: the 257-point spectra are complex128, 2.6 GB for 20,000
+    samples. Measured on 20,000 samples: all at once raised the peak memory by 2.9 GB, in chunks
+    by nothing measurable; rho is per sample, so the chunks change nothing else.
+    """
     reference = np.asarray(reference)
-    if not np.iscomplexobj(reference):
-        reference = csi_to_frequency(reference, RHO_FFT_SIZE, RHO_SUBCARRIERS)
-    h_hat = csi_to_frequency(np.asarray(y_pred), RHO_FFT_SIZE, RHO_SUBCARRIERS)
-    if reference.shape != h_hat.shape:
-        raise ValueError(
-            f"The reference must be frequency-domain CSI [N, H, {RHO_SUBCARRIERS}] matching the "
-            f"prediction. Received: reference.shape={reference.shape}, expected {h_hat.shape}"
-        )
-    inner = np.abs(np.sum(np.conj(h_hat) * reference, axis=1))
-    norms = np.linalg.norm(h_hat, axis=1) * np.linalg.norm(reference, axis=1)
-    return np.mean(inner / norms, axis=1)
+    y_pred = np.asarray(y_pred)
+    if len(reference) != len(y_pred):
+        raise ValueError(f"The reference must hold one sample per prediction: received {len(reference)} "
+                         f"(shape {reference.shape}) for {len(y_pred)} predictions (shape {y_pred.shape})")
+    parts = []
+    for start in range(0, max(len(y_pred), 1), chunk):
+        ref = reference[start:start + chunk]
+        if not np.iscomplexobj(ref):
+            ref = csi_to_frequency(ref, RHO_FFT_SIZE, RHO_SUBCARRIERS)
+        h_hat = csi_to_frequency(y_pred[start:start + chunk], RHO_FFT_SIZE, RHO_SUBCARRIERS)
+        if ref.shape != h_hat.shape:
+            expected = (len(y_pred),) + h_hat.shape[1:]
+            raise ValueError(
+                f"The reference must be frequency-domain CSI [N, H, {RHO_SUBCARRIERS}] matching the "
+                f"prediction. Received: reference.shape={reference.shape}, expected {expected}"
+            )
+        inner = np.abs(np.sum(np.conj(h_hat) * ref, axis=1))
+        norms = np.linalg.norm(h_hat, axis=1) * np.linalg.norm(ref, axis=1)
+        parts.append(np.mean(inner / norms, axis=1))
+    return np.concatenate(parts)
 
 
 def _nmse_per_sample(y_true, y_pred):
